@@ -1,0 +1,30 @@
+"""Run the service: python -m app (settings from DIGITSERVE_* environment variables)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from app.classifier import Classifier, ModelLoadError
+from app.config import get_settings
+from app.main import create_app
+
+
+def main() -> int:
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Load before serving so a bad model file stops the process with one sentence, not a traceback.
+    try:
+        classifier = Classifier.load(settings.model_path, name=settings.model_name)
+    except ModelLoadError as error:
+        print(f"digitserve: cannot start: {error}", file=sys.stderr)
+        return 2
+    app = create_app(settings, classifier=classifier)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

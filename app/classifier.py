@@ -1,0 +1,96 @@
+"""The loaded model behind a small interface: load once, check it, predict probabilities."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+INPUT_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+class ModelLoadError(Exception):
+    """The model file is missing, unreadable, unsafe or of the wrong shape."""
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_keras_model(path: str | Path):
+    """Load a .keras file in safe mode and check it maps (N, 28, 28) images to 10 probabilities."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds for bad archives; all mean the same here.
+        reason = str(error).splitlines()[0][:200] if str(error) else error.__class__.__name__
+        raise ModelLoadError(f"model file {path} could not be loaded as a Keras model: {reason}") from None
+    input_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    output_shape = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
+    if input_shape not in (INPUT_SHAPE, (*INPUT_SHAPE, 1), (INPUT_SHAPE[0] * INPUT_SHAPE[1],)):
+        raise ModelLoadError(f"model file {path} expects inputs of shape {model.input_shape}, not 28x28 images")
+    if output_shape != (NUM_CLASSES,):
+        raise ModelLoadError(f"model file {path} outputs shape {model.output_shape}, not 10 class probabilities")
+    return model
+
+
+class Classifier:
+    """A loaded Keras model with a compiled, fixed-signature call: probabilities for a batch."""
+
+    def __init__(self, model, name: str, version: str):
+        import tensorflow as tf
+
+        self.model = model
+        self.name = name
+        self.version = version
+        flat_input = tuple(model.input_shape[1:]) == (INPUT_SHAPE[0] * INPUT_SHAPE[1],)
+        target_shape = model.input_shape[1:]
+
+        # One traced graph for any batch size; model.predict per request costs ~100x more.
+        @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
+        def call(images):
+            batch = tf.reshape(images, [-1, *target_shape]) if flat_input or len(target_shape) == 3 else images
+            return model(batch, training=False)
+
+        self._call = call
+
+    @classmethod
+    def load(cls, path: str | Path, name: str = "digitserve") -> Classifier:
+        """Load, check and warm up the model in `path`."""
+        path = Path(path)
+        model = load_keras_model(path)
+        classifier = cls(model, name=name, version=file_sha256(path)[:12])
+        classifier.warm_up()
+        return classifier
+
+    def warm_up(self) -> None:
+        """Trace and run the compiled call once so the first request is not slow."""
+        for batch_size in (1, 8):
+            self.predict(np.zeros((batch_size, *INPUT_SHAPE), dtype=np.float32))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities."""
+        images = np.asarray(images, dtype=np.float32).reshape(-1, *INPUT_SHAPE)
+        return np.asarray(self._call(images), dtype=np.float32)
+
+    @staticmethod
+    def device() -> str:
+        """The device TensorFlow computes on: the GPU's name, or CPU."""
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return "CPU"
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU ({details.get('device_name', gpus[0].name)})"

@@ -1,0 +1,79 @@
+"""From uploaded bytes to predictions: preprocessing and the model call, off the event loop."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from app.classifier import Classifier
+from app.errors import preprocess_answer
+from app.observability import Metrics
+from app.preprocess import PreprocessError, preprocess, to_png
+from app.schemas import BatchError, BatchItem, ModelInfo, Prediction
+
+
+class Predictor:
+    """Turns image bytes into `Prediction`s with the loaded classifier."""
+
+    def __init__(self, classifier: Classifier, metrics: Metrics, max_pixels: int):
+        self.classifier = classifier
+        self.metrics = metrics
+        self.max_pixels = max_pixels
+        self.model_info = ModelInfo(name=classifier.name, version=classifier.version)
+
+    async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
+        """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
+        return await run_in_threadpool(self._predict_bytes, data, include_image)
+
+    async def predict_many(self, uploads: list[tuple[str | None, bytes]], include_image: bool = False) -> list[BatchItem]:
+        """Classify several uploads in one model call; a bad file gets its own error entry."""
+        return await run_in_threadpool(self._predict_many, uploads, include_image)
+
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities for already-preprocessed (N, 28, 28) images (the protocol endpoints)."""
+        probabilities = self.classifier.predict(images)
+        self.metrics.count_predictions(probabilities.argmax(axis=1))
+        return probabilities
+
+    def _predict_bytes(self, data: bytes, include_image: bool) -> Prediction:
+        digit = preprocess(data, self.max_pixels)
+        probabilities = self.predict_arrays(digit[np.newaxis])[0]
+        return self._prediction(probabilities, digit if include_image else None)
+
+    def _predict_many(self, uploads, include_image: bool) -> list[BatchItem]:
+        digits, errors = {}, {}
+        for index, (_, data) in enumerate(uploads):
+            try:
+                digits[index] = preprocess(data, self.max_pixels)
+            except PreprocessError as error:
+                status, detail = preprocess_answer(error)
+                errors[index] = BatchError(status=status, detail=detail)
+        probabilities = self.predict_arrays(np.stack(list(digits.values()))) if digits else []
+        by_index = dict(zip(digits, probabilities, strict=True))
+        items = []
+        for index, (name, _) in enumerate(uploads):
+            if index in errors:
+                items.append(BatchItem(filename=name, error=errors[index]))
+            else:
+                image = digits[index] if include_image else None
+                items.append(BatchItem(filename=name, prediction=self._prediction(by_index[index], image)))
+        return items
+
+    def _prediction(self, probabilities: np.ndarray, digit_image: np.ndarray | None) -> Prediction:
+        probabilities = probabilities.astype(np.float64)
+        probabilities = probabilities / probabilities.sum()
+        best = int(probabilities.argmax())
+        return Prediction(
+            digit=best,
+            confidence=float(probabilities[best]),
+            probabilities=[float(p) for p in probabilities],
+            model=self.model_info,
+            input_image=png_data_url(digit_image) if digit_image is not None else None,
+        )
+
+
+def png_data_url(digit: np.ndarray) -> str:
+    """A (28, 28) float image as a PNG data URL."""
+    return "data:image/png;base64," + base64.b64encode(to_png(digit)).decode("ascii")

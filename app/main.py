@@ -1,0 +1,76 @@
+"""The app factory and the lifespan that loads the model once, warms it up, then reports ready."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import protocols, routes
+from app.classifier import Classifier
+from app.config import Settings, get_settings
+from app.errors import install_error_handlers
+from app.inference import Predictor
+from app.observability import Metrics, RequestObserver
+from app.uploads import MULTIPART_OVERHEAD, BodySizeLimit
+
+logger = logging.getLogger("digitserve")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
+    """Build the service; the model is loaded in the lifespan unless a loaded `classifier` is given."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loaded = classifier or Classifier.load(settings.model_path, name=settings.model_name)
+        device = Classifier.device()
+        metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device).set(1)
+        app.state.predictor = Predictor(loaded, metrics, settings.max_pixels)
+        app.state.ready = True
+        logger.info("model %s (version %s) loaded from %s, computing on %s", loaded.name, loaded.version, settings.model_path, device)
+        yield
+        app.state.ready = False
+
+    app = FastAPI(
+        title="digitserve",
+        summary="Handwritten-digit recognition: upload an image, get the digit and the 10 class probabilities.",
+        version=_package_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.ready = False
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(protocols.router)
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def page():
+            return FileResponse(STATIC_DIR / "index.html")
+
+    def body_limit(path: str) -> tuple[int, int]:
+        if path == "/predict":
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD, settings.max_upload_bytes
+        return settings.max_batch_bytes, settings.max_batch_bytes
+
+    app.add_middleware(BodySizeLimit, limit_for_path=body_limit)
+    app.add_middleware(RequestObserver, metrics=metrics)
+    return app
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("digitserve")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,37 @@
+"""Response models of the prediction API (the protocol endpoints follow their own specs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(examples=["digitserve"])
+    version: str = Field(description="first 12 hex digits of the model file's sha256", examples=["3f2a9c01b7de"])
+
+
+class Prediction(BaseModel):
+    digit: int = Field(ge=0, le=9, examples=[7])
+    confidence: float = Field(ge=0, le=1, examples=[0.998])
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="one per digit 0-9, summing to 1")
+    model: ModelInfo
+    input_image: str | None = Field(None, description="the 28x28 image the model saw, as a PNG data URL (with ?include_image=true)")
+
+
+class BatchError(BaseModel):
+    status: int = Field(examples=[415])
+    detail: str
+
+
+class BatchItem(BaseModel):
+    filename: str | None
+    prediction: Prediction | None = None
+    error: BatchError | None = None
+
+
+class BatchPrediction(BaseModel):
+    results: list[BatchItem]
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])

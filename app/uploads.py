@@ -1,0 +1,104 @@
+"""Reading image uploads from requests, with the size limits enforced while the body streams in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import RequestError, UploadTooLarge
+
+# Room for the multipart boundary and part headers around a file of the maximum size.
+MULTIPART_OVERHEAD = 64 * 1024
+IMAGE_MEDIA_HINT = "send the image as multipart/form-data field 'file' (curl -F file=@digit.png) or as a raw body with an image/* Content-Type"
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse bodies over the route's limit, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, limit_for_path: Callable[[str], tuple[int, int]]):
+        """`limit_for_path(path)` gives (bytes enforced, bytes stated to the user)."""
+        self.app = app
+        self.limit_for_path = limit_for_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit, stated_limit = self.limit_for_path(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_too_large(send, stated_limit)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise UploadTooLarge(too_large_sentence(stated_limit))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def too_large_sentence(limit: int) -> str:
+    """The user-facing sentence for a body over `limit` bytes."""
+    return f"The upload is larger than the limit of {limit / (1024 * 1024):.1f} MB: send a smaller image."
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": too_large_sentence(limit)}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_image_upload(request: Request, max_bytes: int) -> tuple[bytes, str | None]:
+    """The image bytes and file name of a /predict request: multipart field 'file' or a raw image body."""
+    kind = media_type(request)
+    if kind == "multipart/form-data":
+        uploads = await read_form_files(request, "file", max_files=1)
+        if len(uploads) > 1:
+            raise RequestError("Send one image in the field 'file'; use /predict/batch with field 'files' for several.", 422)
+        name, data = uploads[0]
+    elif kind.startswith("image/") or kind == "application/octet-stream":
+        name, data = None, await request.body()
+    elif not kind:
+        raise RequestError(f"The request has no Content-Type: {IMAGE_MEDIA_HINT}.", 415)
+    else:
+        raise RequestError(f"Content-Type {kind} is not accepted: {IMAGE_MEDIA_HINT}.", 415)
+    if len(data) > max_bytes:
+        raise UploadTooLarge(too_large_sentence(max_bytes))
+    return data, name
+
+
+async def read_form_files(request: Request, field: str, max_files: int) -> list[tuple[str | None, bytes]]:
+    """(file name, bytes) of each file in a multipart field; a clear 422 when the field is missing or holds text."""
+    # One more than allowed is parsed, so that too many files get our sentence rather than the parser's.
+    form = await request.form(max_files=max_files + 1, max_fields=32)
+    try:
+        values = form.getlist(field)
+        if not values:
+            present = ", ".join(sorted(set(form.keys()))) or "none"
+            raise RequestError(f"The form has no field '{field}' (fields sent: {present}): send the image as multipart field '{field}'.", 422)
+        if len(values) > max_files and max_files > 1:
+            raise RequestError(f"Too many files: at most {max_files} per request.", 413)
+        files = []
+        for value in values:
+            if not isinstance(value, UploadFile):
+                raise RequestError(f"The field '{field}' holds text, not a file: attach the image as a file.", 422)
+            files.append((value.filename, await value.read()))
+        return files
+    finally:
+        await form.close()

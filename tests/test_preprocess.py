@@ -1,0 +1,198 @@
+"""app/preprocess.py: any upload -> the 28x28 MNIST-style digit, or one of the module's own errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app import preprocess as pp
+from tests.conftest import digit_png, png_bytes
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def bar_image(size=(200, 200), ink=0, paper=255, box=(90, 40, 110, 160)) -> Image.Image:
+    """A vertical bar (a '1') of `ink` on `paper`."""
+    pixels = np.full(size[::-1], paper, dtype=np.uint8)
+    left, top, right, bottom = box
+    pixels[top:bottom, left:right] = ink
+    return Image.fromarray(pixels, mode="L")
+
+
+def assert_mnist_like(digit: np.ndarray):
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert digit.min() >= 0.0 and digit.max() <= 1.0
+    assert digit.max() > 0.9, "the strokes should reach full brightness"
+    rows, cols = np.nonzero(digit > 0.05)
+    assert rows.max() - rows.min() + 1 <= 21 and cols.max() - cols.min() + 1 <= 21, "the digit must fit a 20x20 box"
+    row, col = centre_of_mass(digit)
+    assert abs(row - 14) <= 1.0 and abs(col - 14) <= 1.0, "the centre of mass sits at the frame's centre"
+
+
+def centre_of_mass(digit):
+    rows, cols = np.indices(digit.shape)
+    return (rows * digit).sum() / digit.sum(), (cols * digit).sum() / digit.sum()
+
+
+def similarity(first: np.ndarray, second: np.ndarray) -> float:
+    """Correlation of two digits, the best over one-pixel shifts: 1 when identical."""
+    shifted = (np.roll(second, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    return max(float(np.corrcoef(first.ravel(), candidate.ravel())[0, 1]) for candidate in shifted)
+
+
+def test_mnist_pixels_scale_to_unit_range():
+    scaled = pp.mnist_pixels_to_input(np.array([[0, 255, 51]], dtype=np.uint8))
+    np.testing.assert_allclose(scaled, [[0.0, 1.0, 0.2]])
+    assert scaled.dtype == np.float32
+
+
+def test_dark_ink_on_light_paper_becomes_bright_on_black():
+    digit = pp.preprocess(encode(bar_image()))
+    assert_mnist_like(digit)
+    assert digit[14, 14] > 0.5
+
+
+def test_light_ink_on_dark_paper_gives_the_same_digit():
+    dark_on_light = pp.preprocess(encode(bar_image()))
+    light_on_dark = pp.preprocess(encode(bar_image(ink=255, paper=0)))
+    np.testing.assert_allclose(dark_on_light, light_on_dark, atol=0.02)
+
+
+def test_off_centre_digit_is_centred_by_its_centre_of_mass():
+    digit = pp.preprocess(encode(bar_image(size=(600, 400), box=(20, 20, 40, 120))))
+    assert_mnist_like(digit)
+    row, col = centre_of_mass(digit)
+    assert abs(row - 14) <= 0.6 and abs(col - 14) <= 0.6
+
+
+def test_aspect_ratio_is_kept():
+    digit = pp.preprocess(encode(bar_image(box=(80, 20, 120, 180))))
+    rows, cols = np.nonzero(digit > 0.5)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    assert height in (19, 20, 21) and 3 <= width <= 7
+
+
+@pytest.mark.parametrize("stroke", ["white", "black"])
+def test_transparent_canvas_strokes_stay_visible(stroke):
+    alpha = np.asarray(bar_image(ink=255, paper=0))
+    colour = 255 if stroke == "white" else 0
+    rgba = np.dstack([np.full_like(alpha, colour)] * 3 + [alpha])
+    digit = pp.preprocess(encode(Image.fromarray(rgba, mode="RGBA")))
+    assert_mnist_like(digit)
+    np.testing.assert_allclose(digit, pp.preprocess(encode(bar_image())), atol=0.02)
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped():
+    pixels = (np.asarray(bar_image(), dtype=np.uint16) * 257).astype(np.uint16)
+    image = Image.fromarray(pixels)
+    assert image.mode.startswith("I;16")
+    digit = pp.preprocess(encode(image))
+    np.testing.assert_allclose(digit, pp.preprocess(encode(bar_image())), atol=0.02)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "CMYK", "LA", "1", "RGBA"])
+def test_every_mode_gives_the_same_digit(mode):
+    image = bar_image().convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    digit = pp.preprocess(encode(image, fmt))
+    assert similarity(digit, pp.preprocess(encode(bar_image()))) > 0.9
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
+def test_supported_formats(fmt, mnist):
+    image = Image.open(io.BytesIO(digit_png(mnist.x_test[0]))).convert("L")
+    digit = pp.preprocess(encode(image, fmt))
+    assert_mnist_like(digit)
+
+
+def test_exif_orientation_is_applied():
+    # An L-shaped mark: stored rotated, tagged so that viewers turn it upright.
+    upright = np.full((200, 200), 255, dtype=np.uint8)
+    upright[30:170, 60:80] = 0
+    upright[150:170, 60:140] = 0
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    from_exif = pp.preprocess(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    expected = pp.preprocess(encode(Image.fromarray(upright), "JPEG", quality=95))
+    assert np.abs(from_exif - expected).mean() < 0.03
+
+
+def test_uneven_lighting_is_not_ink():
+    ys, xs = np.mgrid[0:300, 0:300]
+    paper = 140 + 100 * xs / 300  # a shadow across the page
+    paper[60:240, 140:160] = 20
+    digit = pp.preprocess(encode(Image.fromarray(paper.astype(np.uint8))))
+    assert_mnist_like(digit)
+    assert (digit > 0.3).sum() < 60, "only the bar is ink, not the shadow"
+
+
+def test_specks_far_from_the_digit_are_ignored():
+    with_specks = np.asarray(bar_image(), dtype=np.uint8).copy()
+    with_specks[5:7, 5:7] = 0
+    with_specks[190:192, 190:192] = 0
+    np.testing.assert_allclose(pp.preprocess(png_bytes(with_specks)), pp.preprocess(encode(bar_image())), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (100, 100), 255),
+        Image.new("L", (100, 100), 0),
+        Image.new("RGBA", (64, 64), (0, 0, 0, 0)),
+        Image.fromarray(np.full((50, 50), 128, np.uint8) + np.random.default_rng(0).integers(0, 10, (50, 50), dtype=np.uint8)),
+    ],
+    ids=["white", "black", "transparent", "faint-noise"],
+)
+def test_blank_images_have_no_digit(image):
+    with pytest.raises(pp.NoDigitFound):
+        pp.preprocess(encode(image))
+
+
+def test_pure_noise_is_not_a_digit():
+    noise = np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8)
+    with pytest.raises(pp.NoDigitFound):
+        pp.preprocess(png_bytes(noise))
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"", pp.EmptyImage),
+        (b"hello, this is text", pp.UnsupportedImage),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", pp.UnsupportedImage),
+    ],
+    ids=["empty", "text", "svg"],
+)
+def test_non_images(data, error):
+    with pytest.raises(error):
+        pp.preprocess(data)
+
+
+def test_truncated_png_is_corrupt():
+    data = encode(bar_image())
+    with pytest.raises(pp.CorruptImage):
+        pp.preprocess(data[: len(data) // 2])
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    data = encode(Image.new("L", (3000, 3000), 255))
+    with pytest.raises(pp.ImageTooLarge, match="9,000,000 pixels"):
+        pp.preprocess(data, max_pixels=1_000_000)
+
+
+def test_mnist_digits_survive_the_round_trip(mnist):
+    """A 280x280 rendering of an MNIST digit comes back close to the original 28x28."""
+    differences = []
+    for index in range(50):
+        original = pp.mnist_pixels_to_input(mnist.x_test[index])
+        restored = pp.preprocess(digit_png(mnist.x_test[index]))
+        differences.append(similarity(original, restored))
+    assert np.median(differences) > 0.85

@@ -1,0 +1,63 @@
+"""Start-up: a bad model file stops `python -m app` with one sentence naming it and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.classifier import ModelLoadError, load_keras_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_service(model_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DIGITSERVE_MODEL_PATH": str(model_path), "DIGITSERVE_PORT": "8765"}
+    return subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def wrong_shape_model(path: Path) -> Path:
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def lambda_model(path: Path) -> Path:
+    import keras
+
+    inputs = keras.Input((28, 28))
+    doubled = keras.layers.Lambda(lambda images: images * 2)(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(doubled))
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_model, message",
+    [
+        (lambda tmp: tmp / "missing.keras", "does not exist"),
+        (lambda tmp: (tmp / "garbage.keras").write_bytes(os.urandom(2048)) and tmp / "garbage.keras", "could not be loaded"),
+        (lambda tmp: (tmp / "empty.keras").write_bytes(b"") is not None and tmp / "empty.keras", "could not be loaded"),
+        (lambda tmp: wrong_shape_model(tmp / "wrong.keras"), "expects inputs of shape"),
+    ],
+    ids=["missing", "garbage", "empty", "wrong-shape"],
+)
+def test_bad_model_stops_start_up_with_one_sentence(tmp_path, make_model, message):
+    model_path = make_model(tmp_path)
+    result = start_service(model_path)
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.strip().splitlines() if line.startswith("digitserve:")]
+    assert len(error_lines) == 1, result.stderr
+    assert str(model_path) in error_lines[0] and message in error_lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_model_with_a_lambda_layer_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_keras_model(lambda_model(tmp_path / "lambda.keras"))

@@ -1,0 +1,192 @@
+"""The model card: card.json, a human README and the plots a person would rather look at.
+
+python -m training.report --model model/digitserve.keras   # redraw plots and README from card.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.classifier import file_sha256
+
+PREPROCESSING = {
+    "input": "float32 array of shape (N, 28, 28), values in [0, 1]",
+    "polarity": "white (1.0) digit on black (0.0) background",
+    "recipe": "app/preprocess.py: EXIF orientation, alpha flattened, grayscale, polarity from the border, "
+    "background removed, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio (anti-aliased), "
+    "placed in 28x28 with its centre of mass at the centre",
+}
+
+
+def write_report(card: dict, model, data, out: Path, plots: bool = True) -> None:
+    """Write card.json, README.md and (optionally) the plots into `out`."""
+    card = dict(card)
+    card["model_sha256"] = file_sha256(out / card["model_file"])
+    card["preprocessing"] = PREPROCESSING
+    card["plots"] = {}
+    if plots:
+        card["plots"] = {
+            "training_curves": plot_training_curves(card["history"], out / "training_curves.png"),
+            "confusion_matrix": plot_confusion_matrix(card["test"]["confusion_matrix"], out / "confusion_matrix.png"),
+            "first_layer_filters": plot_first_layer_filters(model, out / "first_layer_filters.png"),
+        }
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / "README.md").write_text(model_card_markdown(card))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(history: dict, path: Path) -> str:
+    """Training and validation loss and accuracy per epoch."""
+    plt = _pyplot()
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, history["loss"], label="training (augmented)")
+    loss_axis.plot(epochs, history["val_loss"], label="validation")
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
+    accuracy_axis.plot(epochs, history["accuracy"], label="training (augmented)")
+    accuracy_axis.plot(epochs, history["val_accuracy"], label="validation")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.97, 1.0))
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
+
+
+def plot_confusion_matrix(confusion: list[list[int]], path: Path) -> str:
+    """The test-set confusion matrix, errors emphasised on a log colour scale."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    matrix = np.asarray(confusion)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    image = axis.imshow(matrix + 1, cmap="Blues", norm=LogNorm())
+    for row in range(10):
+        for col in range(10):
+            count = matrix[row, col]
+            if count:
+                colour = "white" if row == col else ("crimson" if count else "black")
+                axis.text(col, row, str(count), ha="center", va="center", fontsize=8, color=colour)
+    axis.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted digit",
+        ylabel="true digit",
+        title=f"Test confusion matrix ({matrix.trace() / matrix.sum():.2%} correct)",
+    )
+    figure.colorbar(image, ax=axis, label="count + 1 (log scale)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
+
+
+def plot_first_layer_filters(model, path: Path) -> str:
+    """The first convolution layer's kernels, one small image each."""
+    import keras
+
+    plt = _pyplot()
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    kernels = np.asarray(conv.get_weights()[0])[:, :, 0, :]
+    count = kernels.shape[-1]
+    columns = 8
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2))
+    limit = np.abs(kernels).max()
+    for index, axis in enumerate(np.atleast_1d(axes).ravel()):
+        axis.axis("off")
+        if index < count:
+            axis.imshow(kernels[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    figure.suptitle(f"First-layer filters ({conv.name}, {kernels.shape[0]}x{kernels.shape[1]}; red positive, blue negative)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
+
+
+def model_card_markdown(card: dict) -> str:
+    """The human model card, written from card.json."""
+    test = card["test"]
+    training = card["training"]
+    rows = "\n".join(f"| {digit} | {metrics['precision']:.4f} | {metrics['recall']:.4f} |" for digit, metrics in test["per_class"].items())
+    plots = "\n".join(f"![{name.replace('_', ' ')}]({file})" for name, file in card.get("plots", {}).items())
+    return f"""# Model card: {card["name"]} ({card["architecture"]})
+
+A convolutional network that reads one handwritten digit (0-9) from a 28x28 grayscale image.
+It is the model the digitserve service loads at start-up (`model/{card["model_file"]}`).
+
+## Intended use
+Recognising single handwritten digits that people draw or photograph and upload. Every
+input must first go through `app/preprocess.py`, which turns any upload into MNIST's format:
+{card["preprocessing"]["recipe"]}.
+
+Not for: several digits in one image, letters, printed fonts far from handwriting, or any
+decision that matters without a person checking it.
+
+## Performance (MNIST test set, 10,000 images)
+- **Test accuracy: {test["accuracy"]:.2%}**
+- Validation accuracy of the chosen epoch ({card["best_epoch"]} of {training["epochs"]}): {card["validation_accuracy"]:.2%}
+- Parameters: {card["parameters"]:,}
+
+| digit | precision | recall |
+|---|---|---|
+{rows}
+
+## Training
+- Data: MNIST, {training["train_images"]:,} training images, {training["validation_images"]:,} held out of the
+  training set for validation (the test set is never used to choose anything); data sha256 `{card["data"]["sha256"][:16]}...`
+- Augmentation: {"random rotation, shear, zoom, shift and stroke-width changes" if training["augmentation"] else "none"}
+- Adam, peak learning rate {training["learning_rate"]}, warm-up then cosine decay, batch size {training["batch_size"]},
+  {training["epochs"]} epochs, seed {training["seed"]}; the epoch with the best validation accuracy is kept
+- Time: {training["total_seconds"] / 60:.1f} minutes in all ({training["seconds_per_epoch"]} s per epoch) on {training["machine"]}
+- TensorFlow {card["versions"]["tensorflow"]}, Keras {card["versions"]["keras"]}, Python {card["versions"]["python"]}
+- Model file sha256: `{card["model_sha256"]}`
+
+Reproduce with `python -m training.train --seed {training["seed"]} --epochs {training["epochs"]}`.
+
+## Limitations
+MNIST digits were written by American census workers and students; other writing styles
+(a crossed seven, a one with a long flag) are less well covered. The model always answers
+one of ten digits: the service refuses blank images, but a letter or a doodle still gets a
+digit, usually with low confidence.
+
+## Plots
+{plots}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.report", description="Redraw the model card from card.json.")
+    parser.add_argument("--model", type=Path, default=Path("model/digitserve.keras"))
+    args = parser.parse_args(argv)
+    from app.classifier import ModelLoadError, load_keras_model
+
+    card_path = args.model.parent / "card.json"
+    try:
+        card = json.loads(card_path.read_text())
+        model = load_keras_model(args.model)
+    except (OSError, ValueError, ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    write_report(card, model, None, args.model.parent)
+    print(f"wrote {card_path.parent}/card.json, README.md and plots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

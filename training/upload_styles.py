@@ -1,0 +1,211 @@
+"""Render MNIST digits the way people upload them: the fixture set for real-upload accuracy.
+
+Each style takes a 28x28 uint8 MNIST digit (white on black) and a seeded random generator and
+returns encoded image bytes, so the whole path (decode, preprocess, model) is exercised.
+
+    python -m training.upload_styles --data mnist.npz --per-style 100   # accuracy per style
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+Style = Callable[[np.ndarray, np.random.Generator], bytes]
+
+
+def _upscale(digit: np.ndarray, size: int) -> Image.Image:
+    """The MNIST digit as a smooth white-on-black grayscale image of `size` pixels a side."""
+    return Image.fromarray(digit, mode="L").resize((size, size), Image.Resampling.BICUBIC)
+
+
+def _ink_on_paper(ink: Image.Image, paper: float = 255, pen: float = 0) -> Image.Image:
+    """Dark pen on light paper from a white-on-black ink mask."""
+    alpha = np.asarray(ink, dtype=np.float32) / 255.0
+    return Image.fromarray((paper * (1 - alpha) + pen * alpha).clip(0, 255).astype(np.uint8), mode="L")
+
+
+def _encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def clean_png(digit, rng) -> bytes:
+    """Black on white, 280x280: the round-trip format."""
+    return _encode(_ink_on_paper(_upscale(digit, 280)))
+
+
+def off_centre(digit, rng) -> bytes:
+    """A small digit drawn near a corner of a wide canvas."""
+    size = int(rng.integers(60, 120))
+    canvas = Image.new("L", (480, 320), 0)
+    canvas.paste(_upscale(digit, size), (int(rng.integers(0, 480 - size)), int(rng.integers(0, 320 - size))))
+    return _encode(_ink_on_paper(canvas))
+
+
+def thick_strokes(digit, rng) -> bytes:
+    """A felt-tip marker: strokes several times MNIST's width."""
+    ink = _upscale(digit, 280).filter(ImageFilter.MaxFilter(int(rng.choice([9, 13, 17]))))
+    return _encode(_ink_on_paper(ink))
+
+
+def thin_strokes(digit, rng) -> bytes:
+    """A fine pen: hairline strokes on a large canvas."""
+    ink = _upscale(digit, 400).point(lambda value: 255 if value > 128 else 0)
+    # MNIST's pen is about 1/8 of the digit's height; erode it to about 1/30.
+    thin = ink.filter(ImageFilter.MinFilter(int(rng.choice([21, 25, 29]))))
+    if np.count_nonzero(np.asarray(thin)) < 200:
+        thin = ink.filter(ImageFilter.MinFilter(15))
+    return _encode(_ink_on_paper(thin))
+
+
+def rgba_canvas_white(digit, rng) -> bytes:
+    """A browser canvas export: transparent background, white strokes (invisible on white)."""
+    alpha = _upscale(digit, 280)
+    rgba = Image.merge("RGBA", (Image.new("L", alpha.size, 255),) * 3 + (alpha,))
+    return _encode(rgba)
+
+
+def rgba_canvas_black(digit, rng) -> bytes:
+    """A browser canvas export: transparent background, black strokes (invisible on black)."""
+    alpha = _upscale(digit, 280)
+    rgba = Image.merge("RGBA", (Image.new("L", alpha.size, 0),) * 3 + (alpha,))
+    return _encode(rgba)
+
+
+def photo_jpeg(digit, rng) -> bytes:
+    """A phone photo of paper: grey uneven light, blue-black ink, sensor noise, strong JPEG."""
+    size = 600
+    ink = np.asarray(_upscale(digit, 360), dtype=np.float32) / 255.0
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    light = 200 + 40 * (xs * rng.uniform(-1, 1) + ys * rng.uniform(-1, 1))
+    mask = np.zeros((size, size), dtype=np.float32)
+    top, left = int(rng.integers(60, 180)), int(rng.integers(60, 180))
+    mask[top : top + 360, left : left + 360] = ink
+    paper = np.stack([light, light * 0.98, light * 0.93], axis=-1)
+    pen = np.array([30, 35, 80], dtype=np.float32)
+    pixels = paper * (1 - mask[..., None]) + pen * mask[..., None] + rng.normal(0, 6, (size, size, 3))
+    image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8), mode="RGB")
+    return _encode(image, "JPEG", quality=int(rng.integers(25, 60)))
+
+
+def exif_rotated(digit, rng) -> bytes:
+    """A phone JPEG stored sideways with an EXIF orientation tag that says how to turn it upright."""
+    upright = _ink_on_paper(_upscale(digit, 300)).convert("RGB")
+    orientation, stored = {
+        6: (6, upright.transpose(Image.Transpose.ROTATE_90)),
+        8: (8, upright.transpose(Image.Transpose.ROTATE_270)),
+        3: (3, upright.transpose(Image.Transpose.ROTATE_180)),
+    }[int(rng.choice([6, 8, 3]))]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _encode(stored, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def tiny(digit, rng) -> bytes:
+    """A thumbnail: the digit at 16-24 pixels."""
+    size = int(rng.integers(16, 25))
+    return _encode(_ink_on_paper(_upscale(digit, 28).resize((size, size), Image.Resampling.LANCZOS)))
+
+
+def huge_jpeg(digit, rng) -> bytes:
+    """A 2000x2000 scan."""
+    return _encode(_ink_on_paper(_upscale(digit, 2000)).convert("RGB"), "JPEG", quality=85)
+
+
+def dark_mode(digit, rng) -> bytes:
+    """Light strokes on a dark, coloured background (a dark-theme drawing app)."""
+    ink = np.asarray(_upscale(digit, 280), dtype=np.float32)[..., None] / 255.0
+    background = np.array([30, 30, 46], dtype=np.float32)
+    stroke = np.array([240, 240, 200], dtype=np.float32)
+    pixels = background * (1 - ink) + stroke * ink
+    return _encode(Image.fromarray(pixels.astype(np.uint8), mode="RGB"))
+
+
+def palette_gif(digit, rng) -> bytes:
+    """A GIF with a small palette, as old drawing tools save."""
+    return _encode(_ink_on_paper(_upscale(digit, 140)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8), "GIF")
+
+
+STYLES: dict[str, Style] = {
+    "clean_png": clean_png,
+    "off_centre": off_centre,
+    "thick_strokes": thick_strokes,
+    "thin_strokes": thin_strokes,
+    "rgba_canvas_white": rgba_canvas_white,
+    "rgba_canvas_black": rgba_canvas_black,
+    "photo_jpeg": photo_jpeg,
+    "exif_rotated": exif_rotated,
+    "tiny": tiny,
+    "huge_jpeg": huge_jpeg,
+    "dark_mode": dark_mode,
+    "palette_gif": palette_gif,
+}
+
+
+def render_fixtures(images: np.ndarray, labels: np.ndarray, per_style: int, seed: int = 0):
+    """Yield (style, label, bytes) for `per_style` test digits in each style, seeded."""
+    rng = np.random.default_rng(seed)
+    for style_index, (name, style) in enumerate(STYLES.items()):
+        # Each style draws different digits, so the set covers more of the test set.
+        start = style_index * per_style % len(images)
+        for index in range(start, start + per_style):
+            index %= len(images)
+            yield name, int(labels[index]), style(images[index], rng)
+
+
+def accuracy_by_style(classify: Callable[[bytes], int], images, labels, per_style: int, seed: int = 0) -> dict[str, float]:
+    """Accuracy of `classify` (bytes -> digit) on each style, plus 'overall'."""
+    correct: dict[str, list[bool]] = {}
+    for style, label, data in render_fixtures(images, labels, per_style, seed):
+        correct.setdefault(style, []).append(classify(data) == label)
+    scores = {style: float(np.mean(hits)) for style, hits in correct.items()}
+    scores["overall"] = float(np.mean([hit for hits in correct.values() for hit in hits]))
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.upload_styles", description="Accuracy on upload-style fixtures.")
+    parser.add_argument("--data", help="MNIST .npz file or IDX folder")
+    parser.add_argument("--model", default="model/digitserve.keras")
+    parser.add_argument("--per-style", type=int, default=100)
+    parser.add_argument("--save", help="also write the fixture images into this folder")
+    args = parser.parse_args(argv)
+    from app.classifier import Classifier, ModelLoadError
+    from app.preprocess import PreprocessError, preprocess
+    from training.data import DataError, load_mnist, resolve_source
+
+    try:
+        data = load_mnist(resolve_source(args.data))
+        classifier = Classifier.load(args.model)
+    except (DataError, ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    def classify(image_bytes: bytes) -> int:
+        try:
+            return int(classifier.predict(preprocess(image_bytes)[np.newaxis])[0].argmax())
+        except PreprocessError:
+            return -1
+
+    if args.save:
+        from pathlib import Path
+
+        folder = Path(args.save)
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, (style, label, image_bytes) in enumerate(render_fixtures(data.x_test, data.y_test, args.per_style)):
+            (folder / f"{style}-{number:04d}-label{label}.img").write_bytes(image_bytes)
+    scores = accuracy_by_style(classify, data.x_test, data.y_test, args.per_style)
+    for style, score in scores.items():
+        print(f"{style:>18}  {score:7.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
