@@ -22,7 +22,18 @@ def main() -> int:
         print(f"digitserve: cannot start: {error}", file=sys.stderr)
         return 2
     app = create_app(settings, classifier=classifier)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs one line per request itself
+        # Slow or idle clients must not hold connections open.
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        # In-flight requests finish on SIGTERM; past this many seconds they are cut.
+        timeout_graceful_shutdown=30,
+    )
     return 0
 
 

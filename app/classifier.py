@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,20 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_card_digest(path: Path, digest: str) -> None:
+    """Refuse a model whose bytes differ from the sha256 its card (card.json beside it) records."""
+    card_path = path.parent / "card.json"
+    if not digest or not card_path.is_file():
+        return
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return
+    # A card describes one file; a different model beside it is not held to that card.
+    if card.get("model_file") == path.name and card.get("model_sha256") not in (None, digest):
+        raise ModelLoadError(f"model file {path} does not match the sha256 recorded in {card_path}: it was altered or damaged")
 
 
 def load_keras_model(path: str | Path):
@@ -69,8 +84,10 @@ class Classifier:
     def load(cls, path: str | Path, name: str = "digitserve") -> Classifier:
         """Load, check and warm up the model in `path`."""
         path = Path(path)
+        digest = file_sha256(path) if path.is_file() else ""
+        check_card_digest(path, digest)
         model = load_keras_model(path)
-        classifier = cls(model, name=name, version=file_sha256(path)[:12])
+        classifier = cls(model, name=name, version=digest[:12])
         classifier.warm_up()
         return classifier
 

@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.classifier import Classifier
 from app.errors import preprocess_answer
+from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
 from app.preprocess import PreprocessError, preprocess, to_png
-from app.schemas import BatchError, BatchItem, ModelInfo, Prediction
+from app.schemas import BatchError, BatchItem, ExplainedPrediction, Explanation, ModelInfo, Prediction
 
 
 class Predictor:
@@ -22,6 +23,7 @@ class Predictor:
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.model_info = ModelInfo(name=classifier.name, version=classifier.version)
+        self.explainer = Explainer(classifier.model)
 
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
@@ -30,6 +32,10 @@ class Predictor:
     async def predict_many(self, uploads: list[tuple[str | None, bytes]], include_image: bool = False) -> list[BatchItem]:
         """Classify several uploads in one model call; a bad file gets its own error entry."""
         return await run_in_threadpool(self._predict_many, uploads, include_image)
+
+    async def explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:
+        """Classify one upload and explain the answer with a heatmap."""
+        return await run_in_threadpool(self._explain_bytes, data, method)
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for already-preprocessed (N, 28, 28) images (the protocol endpoints)."""
@@ -41,6 +47,14 @@ class Predictor:
         digit = preprocess(data, self.max_pixels)
         probabilities = self.predict_arrays(digit[np.newaxis])[0]
         return self._prediction(probabilities, digit if include_image else None)
+
+    def _explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:
+        digit_image = preprocess(data, self.max_pixels)
+        prediction = self._prediction(self.predict_arrays(digit_image[np.newaxis])[0], digit_image)
+        explained_digit, heat = self.explainer.explain(digit_image, method, digit=prediction.digit)
+        overlay = "data:image/png;base64," + base64.b64encode(overlay_png(digit_image, heat)).decode("ascii")
+        explanation = Explanation(method=method, digit=explained_digit, heatmap=heat.round(4).tolist(), overlay=overlay)
+        return ExplainedPrediction(**prediction.model_dump(), explanation=explanation)
 
     def _predict_many(self, uploads, include_image: bool) -> list[BatchItem]:
         digits, errors = {}, {}

@@ -15,7 +15,7 @@ from app.classifier import Classifier
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.inference import Predictor
-from app.observability import Metrics, RequestObserver
+from app.observability import Metrics, RequestObserver, SecurityHeaders
 from app.uploads import MULTIPART_OVERHEAD, BodySizeLimit
 
 logger = logging.getLogger("digitserve")
@@ -58,11 +58,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             return FileResponse(STATIC_DIR / "index.html")
 
     def body_limit(path: str) -> tuple[int, int]:
-        if path == "/predict":
+        if path in ("/predict", "/explain"):
             return settings.max_upload_bytes + MULTIPART_OVERHEAD, settings.max_upload_bytes
         return settings.max_batch_bytes, settings.max_batch_bytes
 
     app.add_middleware(BodySizeLimit, limit_for_path=body_limit)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestObserver, metrics=metrics)
     return app
 

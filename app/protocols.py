@@ -16,8 +16,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app.deps import PredictorDep, SettingsDep
+from app.schemas import ProtocolErrorBody
 
-router = APIRouter()
+PROTOCOL_ERRORS = {
+    400: {"model": ProtocolErrorBody, "description": "Wrong shape, type or values"},
+    404: {"model": ProtocolErrorBody, "description": "No model of that name"},
+    413: {"model": ProtocolErrorBody, "description": "Too many instances or too large a body"},
+    422: {"model": ProtocolErrorBody, "description": "The request body is not of the protocol's form"},
+}
+router = APIRouter(responses=PROTOCOL_ERRORS)
 
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 PIXELS = 28 * 28
@@ -27,7 +34,12 @@ class ProtocolError(Exception):
     """A protocol request with the wrong shape, type or values."""
 
 
+BLANK_IMAGE = [[0.0] * 28 for _ in range(28)]
+
+
 class TFServingRequest(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{"instances": [BLANK_IMAGE]}]}}
+
     instances: list[Any] | None = Field(None, description="each a 28x28 nested list or 784 floats in [0, 1]")
     inputs: Any | None = Field(None, description="columnar form: the whole batch as one nested list")
     signature_name: str | None = None
@@ -42,6 +54,10 @@ class V2Tensor(BaseModel):
 
 
 class V2InferenceRequest(BaseModel):
+    model_config = {
+        "json_schema_extra": {"examples": [{"id": "1", "inputs": [{"name": "image", "shape": [1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]}]}
+    }
+
     id: str | None = None
     inputs: list[V2Tensor]
     outputs: list[dict[str, Any]] | None = None

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import PredictorDep, SettingsDep
-from app.schemas import BatchPrediction, Health, Prediction
-from app.uploads import read_form_files, read_image_upload
+from app.errors import UploadTooLarge
+from app.explain import Method
+from app.schemas import BatchPrediction, ErrorBody, ExplainedPrediction, Health, Prediction
+from app.uploads import read_form_files, read_image_upload, too_large_sentence
 
 router = APIRouter()
 
 ERROR_RESPONSES = {
-    400: {"description": "Empty, truncated or corrupt image, or a malformed form"},
-    413: {"description": "Upload larger than the byte limit, or image over the pixel limit"},
-    415: {"description": "Not an image, or a Content-Type that is not accepted"},
-    422: {"description": "Missing form field, or no digit found in the image"},
+    400: {"model": ErrorBody, "description": "Empty, truncated or corrupt image, or a malformed form"},
+    413: {"model": ErrorBody, "description": "Upload larger than the byte limit, or image over the pixel limit"},
+    415: {"model": ErrorBody, "description": "Not an image, or a Content-Type that is not accepted"},
+    422: {"model": ErrorBody, "description": "Missing form field, invalid query, or no digit found in the image"},
 }
 IMAGE_BODY = {
     "requestBody": {
@@ -43,6 +47,7 @@ BATCH_BODY = {
         },
     }
 }
+ExplainMethod = Annotated[Method, Query(description="gradcam (default), saliency or occlusion")]
 IncludeImage = Query(False, description="also return the 28x28 image the model saw, as a PNG data URL")
 
 
@@ -59,11 +64,20 @@ async def predict_batch(request: Request, predictor: PredictorDep, settings: Set
     uploads = await read_form_files(request, "files", max_files=settings.max_batch_files)
     for name, data in uploads:
         if len(data) > settings.max_upload_bytes:
-            from app.errors import UploadTooLarge
-            from app.uploads import too_large_sentence
-
             raise UploadTooLarge(f"{name or 'a file'}: {too_large_sentence(settings.max_upload_bytes)}")
     return BatchPrediction(results=await predictor.predict_many(uploads, include_image))
+
+
+@router.post("/explain", response_model=ExplainedPrediction, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
+async def explain(
+    request: Request,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    method: ExplainMethod = "gradcam",
+):
+    """Classify one image and show which pixels drove the answer, as a 28x28 heatmap and a PNG overlay."""
+    data, _ = await read_image_upload(request, settings.max_upload_bytes)
+    return await predictor.explain_bytes(data, method)
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])

@@ -35,3 +35,23 @@ class BatchPrediction(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+
+
+class Explanation(BaseModel):
+    method: str = Field(examples=["gradcam"])
+    digit: int = Field(ge=0, le=9, description="the digit explained (the predicted one)")
+    heatmap: list[list[float]] = Field(description="28x28 values in [0, 1]: how much each pixel drove the digit")
+    overlay: str = Field(description="the heatmap over the 28x28 input, as a PNG data URL")
+
+
+class ExplainedPrediction(Prediction):
+    explanation: Explanation
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="a sentence saying what is wrong and what to do")
+
+
+class ProtocolErrorBody(BaseModel):
+    error: str | None = Field(None, description="the message, where the protocol's own error format names it")
+    detail: str

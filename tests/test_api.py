@@ -295,3 +295,9 @@ def test_declared_content_length_over_limit_is_refused_before_reading(client):
     response = client.post("/predict", content=b"x" * 10, headers={"Content-Type": "image/png", "Content-Length": str(50 * MB)})
     assert response.status_code == 413
     assert response.json() == {"detail": TOO_BIG}
+
+
+def test_security_headers(client):
+    response = client.get("/healthz")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")

@@ -61,3 +61,14 @@ def test_bad_model_stops_start_up_with_one_sentence(tmp_path, make_model, messag
 def test_model_with_a_lambda_layer_is_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         load_keras_model(lambda_model(tmp_path / "lambda.keras"))
+
+
+def test_model_that_differs_from_its_card_is_refused(tmp_path, shipped_model_path):
+    import shutil
+
+    shutil.copy(shipped_model_path.parent / "card.json", tmp_path / "card.json")
+    altered = tmp_path / shipped_model_path.name
+    altered.write_bytes(shipped_model_path.read_bytes() + b"tampered")
+    result = start_service(altered)
+    assert result.returncode == 2
+    assert "does not match the sha256 recorded in" in result.stderr and "Traceback" not in result.stderr

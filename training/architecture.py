@@ -37,11 +37,11 @@ def build_digitnet() -> keras.Model:
     tensor = layers.Conv2D(64, 3, padding="same", activation="relu", name="block2_conv")(tensor)
     tensor = layers.MaxPooling2D(name="block2_pool")(tensor)
     tensor = layers.Flatten(name="flatten")(tensor)
-    tensor = layers.Dropout(0.25, name="flatten_dropout")(tensor)
-    tensor = layers.Dense(192, use_bias=False, name="dense")(tensor)
+    tensor = layers.Dropout(0.1, name="flatten_dropout")(tensor)
+    tensor = layers.Dense(256, use_bias=False, name="dense")(tensor)
     tensor = layers.BatchNormalization(momentum=0.9, name="dense_bn")(tensor)
     tensor = layers.ReLU(name="dense_relu")(tensor)
-    tensor = layers.Dropout(0.35, name="dense_dropout")(tensor)
+    tensor = layers.Dropout(0.25, name="dense_dropout")(tensor)
     return keras.Model(inputs, _classifier(tensor), name="digitnet")
 
 

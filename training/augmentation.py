@@ -15,9 +15,9 @@ import tensorflow as tf
 class AugmentationSettings:
     """Ranges of the random distortions (degrees, fractions of size, pixels)."""
 
-    rotation_degrees: float = 12.0
-    shear_degrees: float = 10.0
-    zoom: float = 0.12
+    rotation_degrees: float = 10.0
+    shear_degrees: float = 8.0
+    zoom: float = 0.1
     shift_pixels: float = 2.0
     stroke_probability: float = 0.5
 

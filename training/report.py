@@ -35,6 +35,8 @@ def write_report(card: dict, model, data, out: Path, plots: bool = True) -> None
             "confusion_matrix": plot_confusion_matrix(card["test"]["confusion_matrix"], out / "confusion_matrix.png"),
             "first_layer_filters": plot_first_layer_filters(model, out / "first_layer_filters.png"),
         }
+        if data is not None:
+            card["plots"].update(plot_feature_maps(model, data.x_test, data.y_test, out))
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out / "README.md").write_text(model_card_markdown(card))
 
@@ -119,6 +121,38 @@ def plot_first_layer_filters(model, path: Path) -> str:
     return path.name
 
 
+def plot_feature_maps(model, images, labels, out: Path, channels: int = 8) -> dict[str, str]:
+    """For each convolution layer: its first `channels` feature maps for one test digit of each class."""
+    import keras
+
+    from app.preprocess import mnist_pixels_to_input
+
+    plt = _pyplot()
+    examples = np.stack([mnist_pixels_to_input(images[np.flatnonzero(labels == digit)[0]]) for digit in range(10)])
+    plots = {}
+    for layer in (layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)):
+        maps = np.asarray(keras.Model(model.inputs, layer.output)(examples, training=False))
+        shown = min(channels, maps.shape[-1])
+        figure, axes = plt.subplots(10, shown + 1, figsize=((shown + 1) * 0.9, 10 * 0.95))
+        for digit in range(10):
+            axes[digit, 0].imshow(examples[digit], cmap="gray")
+            axes[digit, 0].set_ylabel(str(digit), rotation=0, labelpad=10)
+            for channel in range(shown):
+                axes[digit, channel + 1].imshow(maps[digit, :, :, channel], cmap="viridis")
+        for axis in axes.ravel():
+            axis.set_xticks([])
+            axis.set_yticks([])
+        for channel in range(shown):
+            axes[0, channel + 1].set_title(f"#{channel}", fontsize=8)
+        figure.suptitle(f"Feature maps of {layer.name} ({maps.shape[1]}x{maps.shape[2]}, first {shown} of {maps.shape[-1]})")
+        figure.tight_layout()
+        path = out / f"feature_maps_{layer.name}.png"
+        figure.savefig(path, dpi=80)
+        plt.close(figure)
+        plots[f"feature_maps_{layer.name}"] = path.name
+    return plots
+
+
 def model_card_markdown(card: dict) -> str:
     """The human model card, written from card.json."""
     test = card["test"]
@@ -173,17 +207,20 @@ digit, usually with low confidence.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.report", description="Redraw the model card from card.json.")
     parser.add_argument("--model", type=Path, default=Path("model/digitserve.keras"))
+    parser.add_argument("--data", help="MNIST .npz file or IDX folder, for the feature-map plots")
     args = parser.parse_args(argv)
     from app.classifier import ModelLoadError, load_keras_model
+    from training.data import DataError, load_mnist, resolve_source
 
     card_path = args.model.parent / "card.json"
     try:
         card = json.loads(card_path.read_text())
         model = load_keras_model(args.model)
-    except (OSError, ValueError, ModelLoadError) as error:
+        data = load_mnist(resolve_source(args.data))
+    except (OSError, ValueError, ModelLoadError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_report(card, model, None, args.model.parent)
+    write_report(card, model, data, args.model.parent)
     print(f"wrote {card_path.parent}/card.json, README.md and plots")
     return 0
 

@@ -1,0 +1,71 @@
+"""Command-line predictor: python -m app.predict IMAGE... [--json]
+
+Each file goes through the same preprocessing and model as the service. Unreadable files get
+a one-line error; the others are still answered; the exit status is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.classifier import Classifier, ModelLoadError
+from app.config import get_settings
+from app.errors import preprocess_answer
+from app.preprocess import PreprocessError, preprocess
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.predict", description="Read the handwritten digit in each image.")
+    parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, GIF, BMP, WebP, TIFF)")
+    parser.add_argument("--model", type=Path, default=None, help="model file (default: DIGITSERVE_MODEL_PATH or the shipped model)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    return parser.parse_args(argv)
+
+
+def describe(path: Path, probabilities: np.ndarray) -> dict:
+    """The answer for one file: digit, confidence and the three likeliest digits."""
+    order = np.argsort(probabilities)[::-1][:3]
+    return {
+        "file": str(path),
+        "digit": int(order[0]),
+        "confidence": round(float(probabilities[order[0]]), 6),
+        "top3": [{"digit": int(digit), "probability": round(float(probabilities[digit]), 6)} for digit in order],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    try:
+        classifier = Classifier.load(args.model or settings.model_path, name=settings.model_name)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.images:
+        try:
+            digit = preprocess(path.read_bytes(), settings.max_pixels)
+        except OSError as error:
+            failures += 1
+            print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
+            continue
+        except PreprocessError as error:
+            failures += 1
+            print(f"{path}: error: {preprocess_answer(error)[1]}", file=sys.stderr)
+            continue
+        answer = describe(path, classifier.predict(digit[np.newaxis])[0])
+        if args.json:
+            print(json.dumps(answer))
+        else:
+            others = ", ".join(f"{item['digit']} {item['probability']:.1%}" for item in answer["top3"][1:])
+            print(f"{path}: {answer['digit']} ({answer['confidence']:.1%}; then {others})")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

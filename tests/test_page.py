@@ -1,0 +1,181 @@
+"""The browser page, driven by Playwright in a real Chromium against the real server process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+DIGIT_PNG = Path(__file__).parent / "data" / "digit.png"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("DIGITSERVE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no Chromium found: install Debian's chromium package or set DIGITSERVE_CHROMIUM")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    """The real service in its own process, as `python -m app` starts it."""
+    port = free_port()
+    env = {**os.environ, "DIGITSERVE_PORT": str(port), "DIGITSERVE_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the service did not become ready")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    """A fresh page that records console errors and every request it makes."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.console_errors = []
+    page.requests = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(server_url + "/")
+    yield page
+    context.close()
+
+
+def expect_digit(page, digit: int):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#digit")).to_have_text(str(digit), timeout=15000)
+
+
+def draw(page, strokes):
+    """Draw polylines given in canvas coordinates (0-280) with the mouse."""
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
+        page.mouse.up()
+
+
+def test_upload_a_digit_shows_the_answer_and_ten_bars(page, server_url):
+    page.set_input_files("#file", str(DIGIT_PNG))
+    expect_digit(page, 7)
+    assert page.locator("#bars li").count() == 10
+    widths = [page.locator(f"#bars li:nth-child({i + 1}) .bar span").evaluate("e => e.style.width") for i in range(10)]
+    assert widths[7] not in ("0%", "") and float(widths[7].rstrip("%")) > 90
+    assert page.locator("#seen").is_visible()
+    assert "reads a 7" in page.locator("#summary").inner_text()
+    assert not page.console_errors
+    assert all(url.startswith(server_url) or url.startswith(("data:", "blob:")) for url in page.requests), page.requests
+
+
+def test_draw_a_one_and_a_seven(page):
+    draw(page, [[(140, 40), (140, 240)]])
+    expect_digit(page, 1)
+    page.click("#clear")
+    from playwright.sync_api import expect
+
+    expect(page.locator("#digit")).to_have_text("?")
+    draw(page, [[(60, 50), (220, 50), (120, 250)]])
+    expect_digit(page, 7)
+    assert not page.console_errors
+
+
+def test_text_file_gives_an_inline_error_and_the_page_keeps_working(page, tmp_path):
+    from playwright.sync_api import expect
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is not a digit")
+    page.set_input_files("#file", str(notes))
+    expect(page.locator("#error")).to_be_visible(timeout=15000)
+    assert "not a supported image" in page.locator("#error").inner_text()
+    page.set_input_files("#file", str(DIGIT_PNG))
+    expect_digit(page, 7)
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_screenshots_at_desktop_and_phone_width(browser, server_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, viewport in {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}.items():
+        context = browser.new_context(viewport=viewport, device_scale_factor=1)
+        page = context.new_page()
+        errors = []
+        page.on("console", lambda message, errors=errors: message.type == "error" and errors.append(message.text))
+        page.goto(server_url + "/")
+        page.set_input_files("#file", str(DIGIT_PNG))
+        expect_digit(page, 7)
+        path = ARTIFACTS / f"page-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"the page scrolls sideways at {name} width"
+        assert not errors
+        context.close()
+
+
+def test_heatmap_toggle_shows_the_overlay(page):
+    from playwright.sync_api import expect
+
+    page.set_input_files("#file", str(DIGIT_PNG))
+    expect_digit(page, 7)
+    before = page.locator("#seen").get_attribute("src")
+    page.check("#heatmap-toggle")
+    expect(page.locator("#seen")).to_have_attribute("alt", "Heatmap over the 28 by 28 input: brighter, warmer pixels drove the prediction more")
+    after = page.locator("#seen").get_attribute("src")
+    assert after.startswith("data:image/png;base64,") and after != before
+    page.uncheck("#heatmap-toggle")
+    expect(page.locator("#seen")).to_have_attribute("src", before)
+    assert not page.console_errors

@@ -1,0 +1,36 @@
+"""The command-line predictor on a folder of digit PNGs, with one bad file among good ones."""
+
+from __future__ import annotations
+
+import json
+
+from app import predict
+from tests.conftest import digit_png
+
+
+def test_predicts_each_file_and_reports_the_bad_one(tmp_path, mnist, capsys, shipped_model_path):
+    paths = []
+    for index in range(5):
+        path = tmp_path / f"{index}.png"
+        path.write_bytes(digit_png(mnist.x_test[index]))
+        paths.append(path)
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    paths.insert(2, broken)
+    status = predict.main([*map(str, paths), "--json", "--model", str(shipped_model_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    answers = [json.loads(line) for line in captured.out.splitlines()]
+    assert [answer["digit"] for answer in answers] == [int(label) for label in mnist.y_test[:5]]
+    assert set(answers[0]) == {"file", "digit", "confidence", "top3"} and len(answers[0]["top3"]) == 3
+    assert captured.err.strip() == (f"{broken}: error: The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file.")
+
+
+def test_plain_output_and_missing_file(tmp_path, mnist, capsys, shipped_model_path):
+    good = tmp_path / "seven.png"
+    good.write_bytes(digit_png(mnist.x_test[0]))
+    status = predict.main([str(good), str(tmp_path / "missing.png"), "--model", str(shipped_model_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out.startswith(f"{good}: {int(mnist.y_test[0])} (")
+    assert "missing.png: error: cannot read the file" in captured.err
