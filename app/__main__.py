@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -22,6 +23,9 @@ def main() -> int:
         print(f"digitserve: cannot start: {error}", file=sys.stderr)
         return 2
     app = create_app(settings, classifier=classifier)
+    # Uvicorn drains in-flight requests on SIGTERM, then raises the signal again; this handler
+    # receives it so that a clean, drained shutdown exits 0 rather than "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         app,
         host=settings.host,

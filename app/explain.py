@@ -1,7 +1,9 @@
 """Why the model chose a digit: heatmaps over the 28x28 input, computed from the loaded Keras model.
 
-Grad-CAM (the default) weighs the last convolution layer's feature maps by their gradients;
-saliency is the input gradient's magnitude; occlusion measures how much the probability falls
+Grad-CAM (the default) weighs the last convolution layer's feature maps by the gradients of
+the digit's score (its logit), in the element-wise form of HiResCAM: on a network this shallow,
+averaging the gradients first (the original Grad-CAM) smears the map into the background.
+Saliency is |gradient x input| of the score; occlusion measures how much the probability falls
 when each patch is blanked, a check that needs no gradients at all. All return (28, 28)
 float32 in [0, 1]. Plain /predict never runs any of this.
 """
@@ -30,7 +32,11 @@ class Explainer:
         self.model = model
         convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         self.conv_layer = convolutions[-1] if convolutions else None
-        outputs = [self.conv_layer.output, model.output] if self.conv_layer is not None else [model.output]
+        # Scores are logits, taken before the final softmax: probabilities saturate near 1.
+        self._classifier = model.layers[-1]
+        outputs = [self._classifier.input]
+        if self.conv_layer is not None:
+            outputs.insert(0, self.conv_layer.output)
         self._gradient_model = keras.Model(model.inputs, outputs)
 
     def explain(self, image: np.ndarray, method: Method = "gradcam", digit: int | None = None) -> tuple[int, np.ndarray]:
@@ -48,15 +54,17 @@ class Explainer:
             raise ValueError(f"unknown explanation method {method!r}; choose one of {', '.join(METHODS)}")
         return digit, _normalised(heat)
 
+    def _logit(self, features, digit):
+        kernel, bias = self._classifier.kernel, self._classifier.bias
+        return self._tf.linalg.matvec(features, kernel[:, digit]) + bias[digit]
+
     def _gradcam(self, image, digit):
         tf = self._tf
         with tf.GradientTape() as tape:
-            feature_maps, probabilities = self._gradient_model(image, training=False)
-            # The log-probability keeps gradients alive when the softmax is saturated near 1.
-            score = tf.math.log(probabilities[:, digit] + 1e-12)
+            feature_maps, features = self._gradient_model(image, training=False)
+            score = self._logit(features, digit)
         gradients = tape.gradient(score, feature_maps)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * feature_maps, axis=-1))[0].numpy()
+        cam = tf.nn.relu(tf.reduce_sum(gradients * feature_maps, axis=-1))[0].numpy()
         return np.asarray(Image.fromarray(cam.astype(np.float32), mode="F").resize((28, 28), Image.Resampling.BILINEAR))
 
     def _saliency(self, image, digit):
@@ -64,10 +72,9 @@ class Explainer:
         tensor = tf.convert_to_tensor(image)
         with tf.GradientTape() as tape:
             tape.watch(tensor)
-            outputs = self._gradient_model(tensor, training=False)
-            probabilities = outputs[-1] if isinstance(outputs, list | tuple) else outputs
-            score = tf.math.log(probabilities[:, digit] + 1e-12)
-        return np.abs(tape.gradient(score, tensor).numpy()[0])
+            features = self._gradient_model(tensor, training=False)[-1]
+            score = self._logit(features, digit)
+        return np.abs(tape.gradient(score, tensor).numpy()[0] * image[0])
 
     def _occlusion(self, image, digit):
         positions = range(0, 28 - OCCLUSION_PATCH + 1, OCCLUSION_STRIDE)

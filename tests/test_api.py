@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import digit_png, png_bytes
+from tests.messages import BLANK, CORRUPT, EMPTY, NOISE, NOT_IMAGE, OVER_PIXEL_LIMIT, TOO_BIG
 
 MB = 1024 * 1024
 
@@ -206,14 +207,6 @@ def sixteen_bit_png() -> bytes:
     return encode(Image.fromarray(pixels))
 
 
-TOO_BIG = f"The upload is larger than the limit of {5:.1f} MB: send a smaller image."
-NOT_IMAGE = "The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file."
-CORRUPT = "The image is truncated or corrupt and could not be decoded: export it again and retry."
-EMPTY = "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit."
-BLANK = (
-    "No digit found in the image (no digit found: the image is blank or has too little contrast): draw or photograph a digit in dark or bright ink."
-)
-NOISE = "No digit found in the image (no digit found: the image looks like random noise): draw or photograph a digit in dark or bright ink."
 NOISE_PNG = png_bytes(np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8))
 
 BAD_INPUTS = [
@@ -246,7 +239,7 @@ BAD_INPUTS = [
         "header-30000x30000",
         {"files": {"file": ("big.png", bomb_png(), "image/png")}},
         413,
-        "The image has too many pixels (the image has more than 25,000,000 pixels): scale it down and retry.",
+        OVER_PIXEL_LIMIT,
     ),
     (
         "decompression-bomb",

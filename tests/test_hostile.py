@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.messages import BLANK, CORRUPT, EMPTY, NOISE, NOT_IMAGE
+from tests.messages import OVER_PIXEL_LIMIT as OVER_LIMIT
+
 CORPUS = Path(__file__).parent / "data" / "hostile"
 
-NOT_IMAGE = "The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file."
-CORRUPT = "The image is truncated or corrupt and could not be decoded: export it again and retry."
-EMPTY = "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit."
-BLANK = (
-    "No digit found in the image (no digit found: the image is blank or has too little contrast): draw or photograph a digit in dark or bright ink."
-)
-NOISE = "No digit found in the image (no digit found: the image looks like random noise): draw or photograph a digit in dark or bright ink."
-OVER_LIMIT = "The image has too many pixels (the image has more than 25,000,000 pixels): scale it down and retry."
 ONE = 1  # every decodable file in the corpus shows a '1'
 
 EXPECTED = {

@@ -25,9 +25,21 @@ let lastUpload = null; // {blob, name, inputImage, overlay} of the latest good p
 
 function buildBars() {
   for (let digit = 0; digit < 10; digit++) {
+    // Built node by node: the Content-Security-Policy forbids inline style attributes.
     const item = document.createElement("li");
     item.dataset.digit = String(digit);
-    item.innerHTML = `<span class="label">${digit}</span><span class="bar"><span style="width:0%"></span></span><span class="value">-</span>`;
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = String(digit);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.style.width = "0%";
+    bar.appendChild(fill);
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = "-";
+    item.append(label, bar, value);
     bars.appendChild(item);
   }
 }
