@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
+apt-get update -qq
 apt-get install -y -qq --no-install-recommends docker.io debootstrap curl >/dev/null
 
 dockerd > /tmp/dockerd.log 2>&1 &
