@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,8 @@ class Predictor:
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.model_info = ModelInfo(name=classifier.name, version=classifier.version)
-        self.explainer = Explainer(classifier.model)
+        self._explainer: Explainer | None = None
+        self._explainer_lock = threading.Lock()
 
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
@@ -47,6 +49,14 @@ class Predictor:
         digit = preprocess(data, self.max_pixels)
         probabilities = self.predict_arrays(digit[np.newaxis])[0]
         return self._prediction(probabilities, digit if include_image else None)
+
+    @property
+    def explainer(self) -> Explainer:
+        """The explainer, built on the first /explain so that plain predictions never pay for it."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                self._explainer = Explainer(self.classifier.model)
+            return self._explainer
 
     def _explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:
         digit_image = preprocess(data, self.max_pixels)
