@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 MNIST_SIZE = 28
 MNIST_BOX = 20
@@ -245,8 +246,6 @@ def _background(gray: np.ndarray) -> np.ndarray:
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:
     """Remove connected blobs far smaller than the digit (dust, JPEG blocks, stray dots)."""
-    from scipy import ndimage
-
     labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     if count <= 1:
         return ink
@@ -258,8 +257,6 @@ def _drop_specks(ink: np.ndarray) -> np.ndarray:
 
 def _stroke_width(mask: np.ndarray) -> float:
     """Typical stroke width in pixels: four times the mean distance from ink to its edge."""
-    from scipy import ndimage
-
     if not mask.any():
         return 0.0
     distances = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
