@@ -69,14 +69,13 @@ class Classifier:
         self.model = model
         self.name = name
         self.version = version
-        flat_input = tuple(model.input_shape[1:]) == (INPUT_SHAPE[0] * INPUT_SHAPE[1],)
         target_shape = model.input_shape[1:]
 
         # One traced graph for any batch size; model.predict per request costs ~100x more.
         @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
         def call(images):
-            batch = tf.reshape(images, [-1, *target_shape]) if flat_input or len(target_shape) == 3 else images
-            return model(batch, training=False)
+            # The model may take (28, 28), (28, 28, 1) or 784 values per image.
+            return model(tf.reshape(images, [-1, *target_shape]), training=False)
 
         self._call = call
 

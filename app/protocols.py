@@ -31,7 +31,11 @@ PIXELS = 28 * 28
 
 
 class ProtocolError(Exception):
-    """A protocol request with the wrong shape, type or values."""
+    """A protocol request with the wrong shape, type or values, and the status that answers it."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 BLANK_IMAGE = [[0.0] * 28 for _ in range(28)]
@@ -121,7 +125,7 @@ def tf_serving_predict(model_name: str, body: TFServingRequest, predictor: Predi
     try:
         images = to_images(values, settings.max_instances)
     except ProtocolError as error:
-        return protocol_error(str(error), error.args[1] if len(error.args) > 1 else 400)
+        return protocol_error(str(error), error.status)
     probabilities = predictor.predict_arrays(images)
     key = "predictions" if body.instances is not None else "outputs"
     return {key: probabilities.tolist()}
@@ -198,7 +202,7 @@ def v2_infer(model_name: str, body: V2InferenceRequest, predictor: PredictorDep,
     try:
         images = to_images(values.reshape(tensor.shape), settings.max_instances)
     except ProtocolError as error:
-        return protocol_error(str(error.args[0]), error.args[1] if len(error.args) > 1 else 400)
+        return protocol_error(str(error), error.status)
     probabilities = predictor.predict_arrays(images)
     answer = {
         "model_name": model_name,

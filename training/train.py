@@ -75,26 +75,23 @@ def make_training_dataset(images, labels, batch_size: int, seed: int, augment: b
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class KeepBestEpoch:
-    """Keras callback factory: remembers the weights of the epoch with the best validation accuracy."""
+def keep_best_epoch_callback():
+    """A Keras callback that remembers the weights of the epoch with the best validation accuracy."""
+    import keras
 
-    @staticmethod
-    def create():
-        import keras
+    class KeepBestEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best_epoch, self.best_key, self.best_weights = 0, None, None
 
-        class _KeepBestEpoch(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.best_epoch, self.best_key, self.best_weights = 0, None, None
+        def on_epoch_end(self, epoch, logs=None):
+            # Ties on accuracy go to the lower validation loss.
+            key = (logs["val_accuracy"], -logs["val_loss"])
+            if self.best_key is None or key > self.best_key:
+                self.best_epoch, self.best_key = epoch + 1, key
+                self.best_weights = self.model.get_weights()
 
-            def on_epoch_end(self, epoch, logs=None):
-                # Ties on accuracy go to the lower validation loss.
-                key = (logs["val_accuracy"], -logs["val_loss"])
-                if self.best_key is None or key > self.best_key:
-                    self.best_epoch, self.best_key = epoch + 1, key
-                    self.best_weights = self.model.get_weights()
-
-        return _KeepBestEpoch()
+    return KeepBestEpoch()
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -124,7 +121,7 @@ def train(args: argparse.Namespace) -> dict:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    keep_best = KeepBestEpoch.create()
+    keep_best = keep_best_epoch_callback()
     print(
         f"training {args.arch} ({model.count_params():,} parameters) on {len(train_x):,} images, "
         f"validating on {len(val_x):,}, devices: {[d.name for d in tf.config.list_logical_devices()]}"
