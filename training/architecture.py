@@ -22,7 +22,8 @@ def _inputs():
 
 
 def _classifier(tensor):
-    return layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(tensor)
+    # Probabilities stay float32 even when the layers before compute in float16.
+    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(tensor)
 
 
 def build_digitnet() -> keras.Model:

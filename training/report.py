@@ -55,12 +55,15 @@ def plot_training_curves(history: dict, path: Path) -> str:
     plt = _pyplot()
     epochs = np.arange(1, len(history["loss"]) + 1)
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.plot(epochs, history["loss"], label="training (augmented)")
-    loss_axis.plot(epochs, history["val_loss"], label="validation")
+    loss_axis.plot(epochs, history["loss"], label="training")
+    accuracy_axis.plot(epochs, history["accuracy"], label="training")
+    if "val_loss" in history:
+        loss_axis.plot(epochs, history["val_loss"], label="validation")
+        accuracy_axis.plot(epochs, history["val_accuracy"], label="validation")
+    if "test_accuracy" in history:
+        accuracy_axis.plot(epochs, history["test_accuracy"], label="test (reported only)", linestyle="--")
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
-    accuracy_axis.plot(epochs, history["accuracy"], label="training (augmented)")
-    accuracy_axis.plot(epochs, history["val_accuracy"], label="validation")
-    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.97, 1.0))
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(max(0.0, min(history["accuracy"]) - 0.01), 1.0))
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
         axis.legend()
@@ -153,6 +156,23 @@ def plot_feature_maps(model, images, labels, out: Path, channels: int = 8) -> di
     return plots
 
 
+def _chosen_epoch_line(card: dict) -> str:
+    epochs = card["training"]["epochs"]
+    if card.get("validation_accuracy") is None:
+        return f"The last of {epochs} epochs is kept (no validation split)"
+    return f"Validation accuracy of the chosen epoch ({card['best_epoch']} of {epochs}): {card['validation_accuracy']:.2%}"
+
+
+def _optimizer_line(training: dict) -> str:
+    optimizer = {"adam": "Adam", "sgd": "SGD"}[training.get("optimizer", "adam")]
+    if training.get("schedule", "cosine") == "cosine":
+        rate = f"peak learning rate {training['learning_rate']}, warm-up then cosine decay"
+    else:
+        rate = f"constant learning rate {training['learning_rate']}"
+    kept = "; the epoch with the best validation accuracy is kept" if training["validation_fraction"] else ""
+    return f"{optimizer}, {rate}, batch size {training['batch_size']}, {training['epochs']} epochs, seed {training['seed']}{kept}"
+
+
 def model_card_markdown(card: dict) -> str:
     """The human model card, written from card.json."""
     test = card["test"]
@@ -174,7 +194,7 @@ decision that matters without a person checking it.
 
 ## Performance (MNIST test set, 10,000 images)
 - **Test accuracy: {test["accuracy"]:.2%}**
-- Validation accuracy of the chosen epoch ({card["best_epoch"]} of {training["epochs"]}): {card["validation_accuracy"]:.2%}
+- {_chosen_epoch_line(card)}
 - Parameters: {card["parameters"]:,}
 
 | digit | precision | recall |
@@ -185,13 +205,13 @@ decision that matters without a person checking it.
 - Data: MNIST, {training["train_images"]:,} training images, {training["validation_images"]:,} held out of the
   training set for validation (the test set is never used to choose anything); data sha256 `{card["data"]["sha256"][:16]}...`
 - Augmentation: {"random rotation, shear, zoom, shift and stroke-width changes" if training["augmentation"] else "none"}
-- Adam, peak learning rate {training["learning_rate"]}, warm-up then cosine decay, batch size {training["batch_size"]},
-  {training["epochs"]} epochs, seed {training["seed"]}; the epoch with the best validation accuracy is kept
+- {_optimizer_line(training)}
 - Time: {training["total_seconds"] / 60:.1f} minutes in all ({training["seconds_per_epoch"]} s per epoch) on {training["machine"]}
+- Devices: {training.get("devices", "CPU")}
 - TensorFlow {card["versions"]["tensorflow"]}, Keras {card["versions"]["keras"]}, Python {card["versions"]["python"]}
 - Model file sha256: `{card["model_sha256"]}`
 
-Reproduce with `python -m training.train --seed {training["seed"]} --epochs {training["epochs"]}`.
+Reproduce with `python -m training.train --arch {card["architecture"]} --recipe {training.get("recipe", "project")} --seed {training["seed"]}`.
 
 ## Limitations
 MNIST digits were written by American census workers and students; other writing styles

@@ -1,6 +1,7 @@
 """Train a digit classifier on MNIST and write the model, its card and its plots.
 
-python -m training.train --data mnist.npz --epochs 16 --out model/
+python -m training.train --data mnist.npz --out model/
+python -m training.train --arch lenet --recipe tutorial --out runs/lenet/
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from app.preprocess import mnist_pixels_to_input
 from training.architecture import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model
 from training.data import DATA_ENV_VAR, DataError, load_mnist, resolve_source, split_validation
+from training.devices import describe_strategy, training_strategy, use_mixed_precision
+from training.recipes import PROJECT_RECIPE, RECIPE_NAMES, Recipe, recipe_for
 
 DEFAULT_OUT = Path("model")
 MODEL_FILENAME = "digitserve.keras"
@@ -24,18 +27,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help=f"MNIST .npz file or IDX folder (default: ${DATA_ENV_VAR}, else Keras' download)")
     parser.add_argument("--arch", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES), help="network to train")
-    parser.add_argument("--epochs", type=int, default=18, help="training epochs (default 18)")
-    parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    parser.add_argument("--learning-rate", type=float, default=1.5e-3, help="peak Adam learning rate (default 1.5e-3)")
-    parser.add_argument("--validation-fraction", type=float, default=0.05, help="share of the training set held out (default 0.05)")
+    parser.add_argument(
+        "--recipe",
+        default="project",
+        choices=RECIPE_NAMES,
+        help="project: augmentation, cosine schedule, best validation epoch; tutorial: the network's own tutorial recipe",
+    )
+    parser.add_argument("--epochs", type=int, help=f"training epochs (project recipe: {PROJECT_RECIPE.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"batch size per device (project recipe: {PROJECT_RECIPE.batch_size})")
+    parser.add_argument("--learning-rate", type=float, help=f"peak learning rate (project recipe: {PROJECT_RECIPE.learning_rate})")
+    parser.add_argument(
+        "--validation-fraction", type=float, help=f"share of the training set held out (project recipe: {PROJECT_RECIPE.validation_fraction})"
+    )
     parser.add_argument("--no-augment", action="store_true", help="train on MNIST's pixels as they are")
+    parser.add_argument("--mixed-precision", action="store_true", help="compute in float16 on GPUs (weights stay float32)")
+    parser.add_argument("--track-test", action="store_true", help="also score the test set after each epoch (reported, never used to choose)")
     parser.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}/)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster smoke runs)")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1:
+    try:
+        recipe = recipe_for(args.arch, args.recipe)
+    except ValueError as error:
+        parser.error(str(error))
+    args.recipe_settings = recipe.with_changes(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        validation_fraction=args.validation_fraction,
+        augment=False if args.no_augment else None,
+    )
+    if args.recipe_settings.epochs < 1 or args.recipe_settings.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
+    if not 0.0 <= args.recipe_settings.validation_fraction < 1.0:
+        parser.error("--validation-fraction must be at least 0 and below 1")
     if args.limit is not None and args.limit < 10:
         parser.error("--limit must be at least 10")
     if args.out is None:
@@ -94,50 +120,95 @@ def keep_best_epoch_callback():
     return KeepBestEpoch()
 
 
+def build_optimizer(recipe: Recipe, steps_per_epoch: int):
+    """The recipe's optimizer, with warm-up and cosine decay or a constant rate."""
+    import keras
+
+    learning_rate = recipe.learning_rate
+    if recipe.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=recipe.learning_rate / 10,
+            warmup_target=recipe.learning_rate,
+            warmup_steps=steps_per_epoch,
+            decay_steps=max(1, steps_per_epoch * (recipe.epochs - 1)),
+            alpha=0.01,
+        )
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=recipe.momentum)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def test_accuracy_callback(images, labels):
+    """A Keras callback that records test accuracy and training time after each epoch, for reporting only.
+
+    The time spent scoring is left out of `elapsed_seconds`, so the figures time the training alone.
+    """
+    import keras
+
+    from training.evaluate import evaluate_model
+
+    class TrackTestAccuracy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started, self.scoring_seconds = time.monotonic(), 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            scoring_started = time.monotonic()
+            if logs is not None:
+                logs["elapsed_seconds"] = scoring_started - self.started - self.scoring_seconds
+                logs["test_accuracy"] = evaluate_model(self.model, images, labels).accuracy
+            self.scoring_seconds += time.monotonic() - scoring_started
+
+    return TrackTestAccuracy()
+
+
 def train(args: argparse.Namespace) -> dict:
     """Run the whole recipe and return what the model card records."""
     import keras
     import tensorflow as tf
 
+    recipe: Recipe = args.recipe_settings
     started = time.monotonic()
     data = load_mnist(resolve_source(args.data))
     seed_everything(args.seed)
     images, labels = data.x_train, data.y_train
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
-    train_x, train_y, val_x, val_y = split_validation(mnist_pixels_to_input(images), labels, args.validation_fraction, args.seed)
+    images = mnist_pixels_to_input(images)
+    if recipe.validation_fraction > 0:
+        train_x, train_y, val_x, val_y = split_validation(images, labels, recipe.validation_fraction, args.seed)
+        validation = (val_x, val_y)
+    else:
+        train_x, train_y, validation = images, labels, None
 
-    model = build_model(args.arch)
-    steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.learning_rate / 10,
-        warmup_target=args.learning_rate,
-        warmup_steps=steps_per_epoch,
-        decay_steps=max(1, steps_per_epoch * (args.epochs - 1)),
-        alpha=0.01,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    keep_best = keep_best_epoch_callback()
-    print(
-        f"training {args.arch} ({model.count_params():,} parameters) on {len(train_x):,} images, "
-        f"validating on {len(val_x):,}, devices: {[d.name for d in tf.config.list_logical_devices()]}"
-    )
+    policy = use_mixed_precision(args.mixed_precision)
+    strategy = training_strategy()
+    # Each device gets the recipe's batch, so the global batch grows with the number of GPUs.
+    global_batch = recipe.batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = math.ceil(len(train_x) / global_batch)
+    with strategy.scope():
+        model = build_model(args.arch)
+        model.compile(optimizer=build_optimizer(recipe, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    tracker = test_accuracy_callback(data.x_test, data.y_test) if args.track_test else None
+    callbacks = [tracker] if tracker else []
+    keep_best = keep_best_epoch_callback() if validation is not None else None
+    callbacks += [keep_best] if keep_best else []
+    print(f"training {args.arch} ({model.count_params():,} parameters) with the {args.recipe} recipe on {len(train_x):,} images")
+    print(f"devices: {describe_strategy(strategy)}; global batch {global_batch}; dtype policy {policy}")
     fit_started = time.monotonic()
     history = model.fit(
-        make_training_dataset(train_x, train_y, args.batch_size, args.seed, augment=not args.no_augment),
+        make_training_dataset(train_x, train_y, global_batch, args.seed, augment=recipe.augment),
         steps_per_epoch=steps_per_epoch,
-        epochs=args.epochs,
-        validation_data=(val_x, val_y),
+        epochs=recipe.epochs,
+        validation_data=validation,
         validation_batch_size=1000,
-        callbacks=[keep_best],
+        callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    fit_seconds = time.monotonic() - fit_started
-    model.set_weights(keep_best.best_weights)
+    fit_seconds = time.monotonic() - fit_started - (tracker.scoring_seconds if tracker else 0.0)
+    if keep_best is not None:
+        model.set_weights(keep_best.best_weights)
+    # The saved model computes in float32 whatever policy trained it.
+    keras.mixed_precision.set_global_policy("float32")
 
     from training.evaluate import evaluate_model
 
@@ -151,20 +222,25 @@ def train(args: argparse.Namespace) -> dict:
         "model_file": MODEL_FILENAME,
         "parameters": int(model.count_params()),
         "test": evaluation.as_dict(),
-        "validation_accuracy": round(float(keep_best.best_key[0]), 6),
-        "best_epoch": keep_best.best_epoch,
+        "validation_accuracy": round(float(keep_best.best_key[0]), 6) if keep_best else None,
+        "best_epoch": keep_best.best_epoch if keep_best else recipe.epochs,
         "training": {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "validation_fraction": args.validation_fraction,
-            "augmentation": not args.no_augment,
+            "recipe": args.recipe,
+            "optimizer": recipe.optimizer,
+            "schedule": recipe.schedule,
+            "epochs": recipe.epochs,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "validation_fraction": recipe.validation_fraction,
+            "augmentation": recipe.augment,
             "seed": args.seed,
             "train_images": len(train_x),
-            "validation_images": len(val_x),
+            "validation_images": len(validation[0]) if validation else 0,
             "fit_seconds": round(fit_seconds, 1),
-            "seconds_per_epoch": round(fit_seconds / args.epochs, 1),
+            "seconds_per_epoch": round(fit_seconds / recipe.epochs, 1),
             "total_seconds": round(time.monotonic() - started, 1),
+            "devices": describe_strategy(strategy),
+            "dtype_policy": policy,
             "machine": machine_description(),
         },
         "data": {"source": Path(data.source).name, "sha256": data.sha256},
