@@ -26,14 +26,22 @@ DEFAULT_MAX_PIXELS = 25_000_000
 # The first bytes of the accepted formats: such a file that fails to open is damaged, not foreign.
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
-# Work on at most this many pixels a side: enough for thin strokes, cheap for everything.
-WORKING_SIDE = 512
+# Larger images are reduced by a whole factor to at most this many pixels a side (so between
+# half and all of it): a digit needs far fewer, and every later step costs per pixel.
+WORKING_SIDE = 256
 # Ink must stand this far (0-1) above the background, or the image holds no digit.
 MIN_CONTRAST = 0.12
 # After normalising, levels below this are paper texture, shadows or JPEG noise.
 NOISE_FLOOR = 0.15
+# Paper and lighting are judged on a grid of CELLS x CELLS block means, in TILES x TILES tiles.
+CELLS, TILES = 32, 8
+RING = np.ones((CELLS, CELLS), dtype=bool)
+RING[2:-2, 2:-2] = False
+# Paper whose level varies less than this across the image is treated as one flat level.
+FLAT_PAPER = 0.02
 # A digit covers more than this share of the working image only if it is really a photo of texture.
 MAX_INK_SHARE = 0.6
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 # Stroke width, in pixels of the 20x20 box, outside which strokes are thickened or thinned.
 MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 5.0, 2.2
 
@@ -113,25 +121,25 @@ def _decode_opened(image: Image.Image, max_pixels: int) -> DecodedImage:
         raise ImageTooLarge(f"the image has {width * height:,} pixels; the limit is {max_pixels:,}")
     image_format = image.format or "unknown"
     if image.format == "JPEG":
-        # Decoding at a reduced scale is far cheaper than decoding a photo at full size.
-        image.draft(image.mode if image.mode in ("L", "RGB") else None, (WORKING_SIDE, WORKING_SIDE))
+        # The decoder can scale a photo down by 2, 4 or 8 and skip colour: far cheaper than full size.
+        # Ask for just over half the working side: the result then needs at most one more halving.
+        image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIDE // 2 + 1, WORKING_SIDE // 2 + 1))
     image.seek(0)
     image.load()
-    image = ImageOps.exif_transpose(image)
-    image = _shrink(image)
-    return DecodedImage(pixels=_to_gray(image), format=image_format, width=width, height=height)
+    ImageOps.exif_transpose(image, in_place=True)
+    return DecodedImage(pixels=_to_gray(_reduce(image)), format=image_format, width=width, height=height)
 
 
-def _shrink(image: Image.Image) -> Image.Image:
-    """Reduce a large image to at most WORKING_SIDE a side with an area filter."""
-    largest = max(image.size)
-    if largest <= WORKING_SIDE:
+def _reduce(image: Image.Image) -> Image.Image:
+    """Average blocks of a whole number of pixels so the image is at most WORKING_SIDE a side."""
+    factor = -(-max(image.size) // WORKING_SIDE)
+    if factor <= 1:
         return image
     if image.mode not in ("L", "LA", "RGB", "RGBA", "F", "I"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-    scale = WORKING_SIDE / largest
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BOX)
+    if image.mode == "RGB":
+        image = image.convert("L")  # One band to average instead of three.
+    return image.reduce(factor)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -152,7 +160,7 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         alpha = rgba[..., 3]
     else:
-        gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) * np.float32(1 / 255)
     if alpha is None or alpha.min() > 0.98:
         return gray
     return _flatten_alpha(gray, alpha)
@@ -180,23 +188,30 @@ def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def to_mnist(gray: np.ndarray) -> np.ndarray:
     """Grayscale in [0, 1] of any size and polarity -> (28, 28) float32 MNIST-style digit."""
     ink = _ink_map(gray)
-    rows, cols = np.nonzero(ink > 0)
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise NoDigitFound("no digit found: the image is blank or has too little contrast")
-    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return _place_by_centre_of_mass(_fit_box(crop))
 
 
 def _ink_map(gray: np.ndarray) -> np.ndarray:
-    """Bright ink on a black background, normalised to [0, 1], with noise and specks removed."""
+    """Bright ink on a black background as uint8 (0-255), with noise and specks removed."""
     gray = gray.astype(np.float32, copy=False)
-    if _border_level(gray) > 0.5:
+    cells = _cell_means(gray)
+    if _is_light_paper(cells):
         gray = 1.0 - gray
-    ink = gray - _background(gray)
-    peak = float(np.percentile(ink, 99.9)) if ink.size > 1000 else float(ink.max())
+        cells = 1.0 - cells
+    ink = gray - _background(gray, cells)
+    peak = _bright_level(ink)
     if peak < MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image is blank or has too little contrast")
-    ink = np.clip((ink / peak - NOISE_FLOOR) / (1.0 - NOISE_FLOOR), 0.0, 1.0)
+    # 255 * (ink / peak - floor) / (1 - floor), clipped, in place; 8 bits from here on, as MNIST's.
+    ink *= np.float32(255.0 / (peak * (1.0 - NOISE_FLOOR)))
+    ink -= np.float32(255.0 * NOISE_FLOOR / (1.0 - NOISE_FLOOR))
+    np.clip(ink, 0.0, 255.0, out=ink)
+    ink = ink.astype(np.uint8)
     ink_share = np.count_nonzero(ink) / ink.size
     # Strokes are sparse or smooth; static covers much of the image with uncorrelated pixels.
     if ink_share > 0.25 and _looks_like_noise(gray):
@@ -204,6 +219,31 @@ def _ink_map(gray: np.ndarray) -> np.ndarray:
     if ink_share > MAX_INK_SHARE:
         raise NoDigitFound("no digit found: the image looks like texture or noise, not a digit on a plain background")
     return _drop_specks(ink)
+
+
+def _cell_means(gray: np.ndarray) -> np.ndarray:
+    """The image averaged down to a CELLS x CELLS grid: enough to judge paper and light, and cheap."""
+    return np.asarray(Image.fromarray(gray, mode="F").resize((CELLS, CELLS), Image.Resampling.BOX))
+
+
+def _is_light_paper(cells: np.ndarray) -> bool:
+    """True when most of the outer ring of the image is light: dark ink on light paper."""
+    ring = cells[RING]
+    return np.count_nonzero(ring > 0.5) * 2 > ring.size
+
+
+def _bright_level(ink: np.ndarray) -> float:
+    """The 99.9th percentile of the ink: its full strength, ignoring a few hot pixels."""
+    flat = ink.ravel()
+    if flat.size <= 1000:
+        return float(flat.max())
+    rank = int(flat.size * 0.999)
+    # Select among the bright pixels only: partitioning a mostly-black image is slow.
+    bright = flat[flat > 0.5 * flat.max()]
+    above = flat.size - rank
+    if bright.size >= above:
+        return float(np.partition(bright, bright.size - above)[bright.size - above])
+    return float(np.partition(flat, rank)[rank])
 
 
 def _looks_like_noise(gray: np.ndarray) -> bool:
@@ -218,82 +258,83 @@ def _looks_like_noise(gray: np.ndarray) -> bool:
     return max(correlations) < 0.3
 
 
-def _border_level(gray: np.ndarray) -> float:
-    """The median level of the outer ring of the image: the paper or canvas colour."""
-    height, width = gray.shape
-    band = max(1, min(height, width) // 20)
-    ring = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
-    return float(np.median(ring))
-
-
-def _background(gray: np.ndarray) -> np.ndarray:
+def _background(gray: np.ndarray, cells: np.ndarray) -> np.ndarray | np.float32:
     """A smooth estimate of the background level, so shadows and uneven light are not ink."""
     height, width = gray.shape
-    tiles = 8
-    if min(height, width) < 4 * tiles:
+    if min(height, width) < CELLS:
         return np.float32(np.median(gray))
-    tile_height, tile_width = height // tiles, width // tiles
-    # One vectorised median per tile; the few rows and columns past the last whole tile are left out.
-    blocks = gray[: tile_height * tiles, : tile_width * tiles].reshape(tiles, tile_height, tiles, tile_width)
-    levels = np.median(blocks.transpose(0, 2, 1, 3).reshape(tiles, tiles, -1), axis=-1).astype(np.float32)
+    # Each tile's level is the median of its cells: robust to the strokes that cross it.
+    per_tile = CELLS // TILES
+    blocks = cells.reshape(TILES, per_tile, TILES, per_tile).transpose(0, 2, 1, 3).reshape(TILES, TILES, -1)
+    middle = blocks.shape[-1] // 2
+    blocks = np.partition(blocks, (middle - 1, middle), axis=-1)
+    levels = (blocks[..., middle - 1] + blocks[..., middle]) * np.float32(0.5)
     # A tile covered by a thick stroke reports ink, not paper: take its darkest neighbour instead.
-    padded = np.pad(levels, 1, mode="edge")
-    neighbourhood = np.stack([padded[i : i + tiles, j : j + tiles] for i in range(3) for j in range(3)])
-    levels = neighbourhood.min(axis=0)
-    tile_image = Image.fromarray(levels, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    levels = ndimage.minimum_filter(levels, size=3, mode="nearest")
+    if levels.max() - levels.min() < FLAT_PAPER:
+        return np.float32(levels.mean())
+    tile_image = Image.fromarray(levels.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(tile_image, dtype=np.float32)
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:
     """Remove connected blobs far smaller than the digit (dust, JPEG blocks, stray dots)."""
-    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    # Label blobs at half resolution: a quarter of the work, and a speck is still a speck.
+    coarse = np.asarray(Image.fromarray(ink).reduce(2)) > 0
+    labels, count = ndimage.label(coarse, structure=EIGHT_NEIGHBOURS)
     if count <= 1:
         return ink
-    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
-    keep = masses >= 0.02 * masses.max()
-    keep_mask = np.concatenate([[False], keep])[labels]
-    return np.where(keep_mask, ink, 0.0).astype(np.float32)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = sizes >= 0.02 * sizes[1:].max()
+    keep[0] = False
+    if keep[1:].all():
+        return ink
+    keep_mask = np.repeat(np.repeat(keep[labels], 2, axis=0), 2, axis=1)[: ink.shape[0], : ink.shape[1]]
+    return np.where(keep_mask, ink, np.uint8(0))
 
 
 def _stroke_width(mask: np.ndarray) -> float:
-    """Typical stroke width in pixels: four times the mean distance from ink to its edge."""
-    if not mask.any():
+    """Typical stroke width in pixels: twice the ink's area over its outline's length.
+
+    A stroke of width w and length L covers w*L pixels and has about 2*L pixels on its outline.
+    """
+    area = np.count_nonzero(mask)
+    if area == 0:
         return 0.0
-    distances = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    return float(4.0 * distances[mask].mean() - 1.0)
+    # Pixels on the array's edge border the outside, so only inner pixels can be interior.
+    interior = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    outline = area - np.count_nonzero(interior)
+    return 2.0 * area / max(outline, 1)
 
 
 def _fit_box(crop: np.ndarray) -> np.ndarray:
-    """Scale the cropped digit to fit MNIST_BOX keeping its aspect ratio, with MNIST-like strokes."""
+    """Scale the cropped uint8 digit to fit MNIST_BOX keeping its aspect ratio, with MNIST-like strokes."""
     height, width = crop.shape
     scale = MNIST_BOX / max(height, width)
     # Work at 4x the final size so strokes can be adjusted, then average down (anti-aliasing).
-    fine_scale = 4 * scale
-    fine_size = (max(1, round(width * fine_scale)), max(1, round(height * fine_scale)))
-    fine = Image.fromarray(crop, mode="F").resize(fine_size, Image.Resampling.LANCZOS if fine_scale < 1 else Image.Resampling.BILINEAR)
-    fine_pixels = np.clip(np.asarray(fine, dtype=np.float32), 0.0, 1.0)
-    fine_pixels = _normalise_strokes(fine_pixels)
+    # Pillow widens its filter when shrinking, so bilinear is anti-aliased both ways.
+    fine_size = (max(1, round(width * 4 * scale)), max(1, round(height * 4 * scale)))
+    fine = _normalise_strokes(Image.fromarray(crop).resize(fine_size, Image.Resampling.BILINEAR))
     box_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = Image.fromarray(fine_pixels, mode="F").resize(box_size, Image.Resampling.BOX)
-    pixels = np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
+    pixels = np.asarray(fine.resize(box_size, Image.Resampling.BOX), dtype=np.float32)
     peak = pixels.max()
     return pixels / peak if peak > 0 else pixels
 
 
-def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
+def _normalise_strokes(fine: Image.Image) -> Image.Image:
     """Thicken hairlines and thin marker strokes towards MNIST's pen width (in the 4x grid)."""
-    width = _stroke_width(fine > 0.5 * fine.max()) / 4.0
+    pixels = np.asarray(fine)
+    width = _stroke_width(pixels > pixels.max() // 2) / 4.0
     if width <= 0:
         return fine
     if width < MIN_STROKE:
         size = 2 * round((TARGET_STROKE - width) * 4.0 / 2.0) + 1
-        return np.asarray(Image.fromarray(fine, mode="F").filter(ImageFilter.MaxFilter(max(3, size))), dtype=np.float32)
+        return fine.filter(ImageFilter.MaxFilter(max(3, size)))
     if width > MAX_STROKE:
         size = 2 * round((width - TARGET_STROKE) * 4.0 / 2.0) + 1
-        thinned = Image.fromarray(fine, mode="F").filter(ImageFilter.MinFilter(max(3, size)))
-        thinned_pixels = np.asarray(thinned, dtype=np.float32)
+        thinned = fine.filter(ImageFilter.MinFilter(max(3, size)))
         # Never thin a digit away: keep the original where thinning would erase it.
-        return thinned_pixels if thinned_pixels.max() > 0.5 else fine
+        return thinned if thinned.getextrema()[1] > 127 else fine
     return fine
 
 
@@ -301,9 +342,8 @@ def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
     """Paste the digit into a 28x28 frame with its centre of mass at the frame's centre."""
     height, width = digit.shape
     total = digit.sum()
-    rows, cols = np.indices(digit.shape)
-    centre_row = (rows * digit).sum() / total
-    centre_col = (cols * digit).sum() / total
+    centre_row = digit.sum(axis=1) @ np.arange(height, dtype=np.float32) / total
+    centre_col = digit.sum(axis=0) @ np.arange(width, dtype=np.float32) / total
     # MNIST's digits have their centre of mass at (14, 14) in 0-based pixel indices.
     top = int(round(MNIST_SIZE / 2 - centre_row))
     left = int(round(MNIST_SIZE / 2 - centre_col))
