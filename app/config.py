@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +24,14 @@ class Settings(BaseSettings):
     max_pixels: int = Field(25_000_000, gt=0, description="largest accepted width x height")
     max_batch_files: int = Field(64, gt=0, description="most files in one /predict/batch request")
     max_instances: int = Field(1024, gt=0, description="most tensors in one protocol (TF Serving, v2) request")
+    batch_max_size: int = Field(32, ge=1, description="most single-image requests gathered into one model call (1 turns batching off)")
+    batch_max_wait_ms: float = Field(
+        0.0, ge=0.0, le=100.0, description="how long a model call may wait for more requests; 0 runs as soon as the model is free"
+    )
+    preprocess_threads: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64, description="threads that decode and preprocess uploads (one a core)"
+    )
+    workers: int = Field(1, ge=1, le=16, description="server processes, each with its own copy of the model")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, gt=0, lt=65536, description="port to listen on")
     log_level: str = Field("info", description="debug, info, warning or error")

@@ -6,12 +6,17 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, PreprocessError, UnsupportedImage
 
 logger = logging.getLogger("digitserve")
+
+
+# nginx's status for a request the client abandoned before the answer; logged, never received.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class RequestError(Exception):
@@ -82,6 +87,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException):
         return JSONResponse(error_body(str(error.detail)), status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, error: ClientDisconnect):
+        # The client hung up mid-upload: nobody reads this answer, and it is not a server fault.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from app.batching import MicroBatcher
 from app.classifier import Classifier
 from app.errors import preprocess_answer
 from app.explain import Explainer, Method, overlay_png
@@ -19,8 +22,11 @@ from app.schemas import BatchError, BatchItem, ExplainedPrediction, Explanation,
 class Predictor:
     """Turns image bytes into `Prediction`s with the loaded classifier."""
 
-    def __init__(self, classifier: Classifier, metrics: Metrics, max_pixels: int):
+    def __init__(self, classifier: Classifier, metrics: Metrics, max_pixels: int, batcher: MicroBatcher | None = None, preprocess_threads: int = 2):
         self.classifier = classifier
+        self.batcher = batcher
+        # As many preprocessing threads as cores: more would only queue on the GIL and thrash.
+        self.preprocess_pool = ThreadPoolExecutor(max_workers=preprocess_threads, thread_name_prefix="preprocess")
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.model_info = ModelInfo(name=classifier.name, version=classifier.version)
@@ -29,7 +35,12 @@ class Predictor:
 
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
-        return await run_in_threadpool(self._predict_bytes, data, include_image)
+        if self.batcher is None:
+            return await run_in_threadpool(self._predict_bytes, data, include_image)
+        digit = await asyncio.get_running_loop().run_in_executor(self.preprocess_pool, preprocess, data, self.max_pixels)
+        probabilities = await self.batcher.predict(digit)
+        self.metrics.count_predictions(probabilities.argmax(keepdims=True))
+        return self._prediction(probabilities, digit if include_image else None)
 
     async def predict_many(self, uploads: list[tuple[str | None, bytes]], include_image: bool = False) -> list[BatchItem]:
         """Classify several uploads in one model call; a bad file gets its own error entry."""
@@ -38,6 +49,10 @@ class Predictor:
     async def explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:
         """Classify one upload and explain the answer with a heatmap."""
         return await run_in_threadpool(self._explain_bytes, data, method)
+
+    def close(self) -> None:
+        """Let queued preprocessing finish, then stop its threads."""
+        self.preprocess_pool.shutdown(wait=True)
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for already-preprocessed (N, 28, 28) images (the protocol endpoints)."""

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import protocols, routes
+from app.batching import MicroBatcher
 from app.classifier import Classifier
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
@@ -32,11 +33,18 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         loaded = classifier or Classifier.load(settings.model_path, name=settings.model_name)
         device = Classifier.device()
         metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device).set(1)
-        app.state.predictor = Predictor(loaded, metrics, settings.max_pixels)
+        batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms) if settings.batch_max_size > 1 else None
+        if batcher is not None:
+            await batcher.start()
+        predictor = Predictor(loaded, metrics, settings.max_pixels, batcher, settings.preprocess_threads)
+        app.state.predictor = predictor
         app.state.ready = True
         logger.info("model %s (version %s) loaded from %s, computing on %s", loaded.name, loaded.version, settings.model_path, device)
         yield
         app.state.ready = False
+        if batcher is not None:
+            await batcher.stop()
+        predictor.close()
 
     app = FastAPI(
         title="digitserve",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from app.__main__ import listening_socket
 from app.classifier import ModelLoadError, load_keras_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +75,36 @@ def test_model_that_differs_from_its_card_is_refused(tmp_path, shipped_model_pat
     result = start_service(altered)
     assert result.returncode == 2
     assert "does not match the sha256 recorded in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_worker_processes_refuse_a_bad_model_before_forking(tmp_path):
+    missing = tmp_path / "missing.keras"
+    env = {**os.environ, "DIGITSERVE_MODEL_PATH": str(missing), "DIGITSERVE_WORKERS": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"digitserve: cannot start: model file {missing} does not exist" in result.stderr
+
+
+def test_worker_socket_gives_accepted_connections_tcp_nodelay():
+    """The shared listener says it is TCP, so asyncio turns Nagle off on every accepted connection."""
+    listener = listening_socket("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+
+    async def accepted_nodelay() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(seen, 5)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
