@@ -7,12 +7,14 @@ import json
 import pytest
 
 from training import compare
+from training.markdown import markers
 
 
 @pytest.mark.slow
 def test_quick_comparison_writes_table_plot_and_readme(tmp_path, mnist, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{compare.README_START}\nstale\n{compare.README_END}\nrest\n")
+    start, end = markers(compare.README_SECTION)
+    readme.write_text(f"intro\n{start}\nstale\n{end}\nrest\n")
     data = mnist.source if mnist.source != "keras.datasets.mnist" else ""
     arguments = ["--quick", "--only", "softmax", "--per-style", "2", "--data", data]
     arguments += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training.markdown import replace_section
 from training.recipes import TUTORIAL_RECIPES
 
-README_START = "<!-- comparison:start -->"
-README_END = "<!-- comparison:end -->"
+README_SECTION = "comparison"
 
 
 @dataclass(frozen=True)
@@ -200,19 +200,6 @@ def plot_comparison(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def update_readme(readme: Path, table: str) -> bool:
-    """Replace the text between the comparison markers in the README; False when it has none."""
-    if not readme.is_file():
-        return False
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from training.data import DataError, load_mnist, resolve_source
@@ -235,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "comparison.md").write_text("# Network comparison\n\n![comparison](comparison.png)\n\n" + table)
     plot_comparison(rows, args.out / "comparison.png")
     print(table)
-    if update_readme(args.readme, table):
+    if replace_section(args.readme, README_SECTION, table):
         print(f"updated the comparison table in {args.readme}")
     return 0
 

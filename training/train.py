@@ -17,6 +17,7 @@ from app.preprocess import mnist_pixels_to_input
 from training.architecture import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model
 from training.data import DATA_ENV_VAR, DataError, load_mnist, resolve_source, split_validation
 from training.devices import describe_strategy, training_strategy, use_mixed_precision
+from training.machine import machine_description
 from training.recipes import PROJECT_RECIPE, RECIPE_NAMES, Recipe, recipe_for
 
 DEFAULT_OUT = Path("model")
@@ -255,19 +256,6 @@ def save_for_serving(model, arch: str, path: Path) -> None:
     clean = build_model(arch)
     clean.set_weights(model.get_weights())
     clean.save(path)
-
-
-def machine_description() -> str:
-    """A short description of the CPU and core count the run used."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def main(argv: list[str] | None = None) -> int:
