@@ -11,7 +11,7 @@ import sys
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from app.classifier import Classifier, ModelLoadError
+from app.classifier import Classifier, ModelLoadError, set_compute_threads
 from app.config import Settings, get_settings
 from app.main import create_app
 
@@ -33,6 +33,7 @@ def server_options(settings: Settings) -> dict:
 
 def load_model(settings: Settings) -> Classifier | None:
     """The checked, warmed-up model, or None after printing why it cannot be served."""
+    set_compute_threads(settings.model_threads)
     try:
         return Classifier.load(settings.model_path, name=settings.model_name)
     except ModelLoadError as error:

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     preprocess_threads: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64, description="threads that decode and preprocess uploads (one a core)"
     )
+    model_threads: int = Field(1, ge=0, le=64, description="threads TensorFlow uses for each op of the model (0: TensorFlow's choice)")
     workers: int = Field(1, ge=1, le=16, description="server processes, each with its own copy of the model")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, gt=0, lt=65536, description="port to listen on")

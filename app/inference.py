@@ -44,7 +44,10 @@ class Predictor:
 
     async def predict_many(self, uploads: list[tuple[str | None, bytes]], include_image: bool = False) -> list[BatchItem]:
         """Classify several uploads in one model call; a bad file gets its own error entry."""
-        return await run_in_threadpool(self._predict_many, uploads, include_image)
+        loop = asyncio.get_running_loop()
+        # Every core preprocesses its share of the files; the model then takes them in one call.
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self.preprocess_pool, self._preprocess_or_error, data) for _, data in uploads))
+        return await run_in_threadpool(self._predict_many, uploads, outcomes, include_image)
 
     async def explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:
         """Classify one upload and explain the answer with a heatmap."""
@@ -81,22 +84,23 @@ class Predictor:
         explanation = Explanation(method=method, digit=explained_digit, heatmap=heat.round(4).tolist(), overlay=overlay)
         return ExplainedPrediction(**prediction.model_dump(), explanation=explanation)
 
-    def _predict_many(self, uploads, include_image: bool) -> list[BatchItem]:
-        digits, errors = {}, {}
-        for index, (_, data) in enumerate(uploads):
-            try:
-                digits[index] = preprocess(data, self.max_pixels)
-            except PreprocessError as error:
-                status, detail = preprocess_answer(error)
-                errors[index] = BatchError(status=status, detail=detail)
+    def _preprocess_or_error(self, data: bytes) -> np.ndarray | BatchError:
+        try:
+            return preprocess(data, self.max_pixels)
+        except PreprocessError as error:
+            status, detail = preprocess_answer(error)
+            return BatchError(status=status, detail=detail)
+
+    def _predict_many(self, uploads, outcomes: list[np.ndarray | BatchError], include_image: bool) -> list[BatchItem]:
+        digits = {index: outcome for index, outcome in enumerate(outcomes) if isinstance(outcome, np.ndarray)}
         probabilities = self.predict_arrays(np.stack(list(digits.values()))) if digits else []
         by_index = dict(zip(digits, probabilities, strict=True))
         items = []
-        for index, (name, _) in enumerate(uploads):
-            if index in errors:
-                items.append(BatchItem(filename=name, error=errors[index]))
+        for index, ((name, _), outcome) in enumerate(zip(uploads, outcomes, strict=True)):
+            if isinstance(outcome, BatchError):
+                items.append(BatchItem(filename=name, error=outcome))
             else:
-                image = digits[index] if include_image else None
+                image = outcome if include_image else None
                 items.append(BatchItem(filename=name, prediction=self._prediction(by_index[index], image)))
         return items
 

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import protocols, routes
 from app.batching import MicroBatcher
-from app.classifier import Classifier
+from app.classifier import Classifier, set_compute_threads
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.inference import Predictor
@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if classifier is None:
+            set_compute_threads(settings.model_threads)
         loaded = classifier or Classifier.load(settings.model_path, name=settings.model_name)
         device = Classifier.device()
         metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device).set(1)

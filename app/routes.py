@@ -55,7 +55,9 @@ IncludeImage = Query(False, description="also return the 28x28 image the model s
 async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, include_image: bool = IncludeImage):
     """Classify one image: multipart field `file`, or the raw image as the body (`curl --data-binary`)."""
     data, _ = await read_image_upload(request, settings.max_upload_bytes)
-    return await predictor.predict_bytes(data, include_image)
+    prediction = await predictor.predict_bytes(data, include_image)
+    # Already a validated Prediction: serialise it directly instead of having FastAPI re-validate it.
+    return Response(prediction.model_dump_json(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERROR_RESPONSES, openapi_extra=BATCH_BODY, tags=["predict"])
