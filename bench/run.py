@@ -1,0 +1,300 @@
+"""The serving benchmark: the tutorial way, the bare ceiling and digitserve, in one run on one machine.
+
+    python bench/run.py                  # about 10 minutes; needs wrk (Debian: apt-get install wrk)
+    python bench/run.py --seconds 3      # a quicker, noisier pass
+
+For each server it measures cold start (process start to the first good /predict), then drives
+/predict with wrk at 1, 8 and 32 keep-alive clients on a 28x28 PNG, a 280x280 PNG and a 2000x2000
+JPEG, and reads the RSS after the load. It prints the table, the ratios against the targets,
+writes bench/results.json and bench/RESULTS.md, and rewrites the README's benchmark section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import preprocess_bench  # noqa: E402
+from bench.images import IMAGES, png_280  # noqa: E402
+from training.machine import machine_description  # noqa: E402
+from training.markdown import replace_section  # noqa: E402
+
+README_SECTION = "benchmark"
+WRK_SCRIPT = """
+local file = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = file:read("*all")
+file:close()
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    errors.connect + errors.read + errors.write + errors.status + errors.timeout))
+end
+"""
+
+
+@dataclass
+class Server:
+    """A server under test: its command line and environment."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    images: tuple[str, ...] = tuple(IMAGES)
+    clients: tuple[int, ...] = (1, 8, 32)
+
+
+def servers(python: str) -> list[Server]:
+    return [
+        Server("tutorial way", [python, str(ROOT / "bench" / "tutorial_server.py")]),
+        Server("bare ceiling", [python, str(ROOT / "bench" / "ceiling_server.py")]),
+        Server("digitserve", [python, "-m", "app"]),
+        Server("digitserve, batching off", [python, "-m", "app"], {"DIGITSERVE_BATCH_MAX_SIZE": "1"}, ("280x280 PNG",), (32,)),
+        Server("digitserve, 2 workers", [python, "-m", "app"], {"DIGITSERVE_WORKERS": "2"}, ("280x280 PNG",), (1, 32)),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def multipart(data: bytes, content_type: str, filename: str = "digit", field_name: str = "file") -> tuple[bytes, str]:
+    """A multipart/form-data body holding one file, and its Content-Type header."""
+    return multipart_files([(data, content_type, filename)], field_name)
+
+
+def multipart_files(files: list[tuple[bytes, str, str]], field_name: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for data, content_type, filename in files:
+        header = f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        parts.append(header.encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(url: str, body: bytes, content_type: str, timeout: float = 5) -> int:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def start(server: Server, port: int, log_path: Path) -> tuple[subprocess.Popen, float]:
+    """Start a server and return it with its cold start: seconds until its first good /predict."""
+    env = {**os.environ, "DIGITSERVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2", **server.env}
+    command = [*server.command, "--port", str(port)] if "bench" in server.command[-1] else server.command
+    body, content_type = multipart(png_280(), "image/png")
+    # The server's log goes to a file: a pipe nobody reads would fill up and stall the server.
+    log = open(log_path, "wb")  # noqa: SIM115 (the server process keeps it open)
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    while time.monotonic() - started < 120:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited during start-up: {log_path.read_text(errors='replace')[-2000:]}")
+        try:
+            if post(f"http://127.0.0.1:{port}/predict", body, content_type) == 200:
+                return process, time.monotonic() - started
+        except (ConnectionError, urllib.error.URLError, TimeoutError, OSError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{server.name} did not answer within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def rss_megabytes(pid: int) -> tuple[float, int]:
+    """Total RSS of a process and its descendants in MB, and how many of them load a model (workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    processes = [root, *root.children(recursive=True)]
+    total = sum(process.memory_info().rss for process in processes if process.is_running())
+    heavy = sum(1 for process in processes if process.is_running() and process.memory_info().rss > 200e6)
+    return total / 1e6, max(1, heavy)
+
+
+def run_wrk(url: str, body_path: Path, content_type: str, clients: int, seconds: float, script: Path) -> dict:
+    """Drive `url` with wrk for `seconds`; requests/s, p50 and p99 in ms, and errors."""
+    env = {**os.environ, "BENCH_BODY": str(body_path), "BENCH_CONTENT_TYPE": content_type}
+    threads = min(clients, 2)
+    command = ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), url]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next((line for line in output.splitlines() if line.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    raw = json.loads(line.removeprefix("RESULT "))
+    return {
+        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "errors": raw["errors"],
+        "requests": raw["requests"],
+    }
+
+
+def measure_server(server: Server, args, workdir: Path, script: Path) -> dict:
+    port = free_port()
+    print(f"== {server.name}: starting", flush=True)
+    process, cold_start = start(server, port, workdir / f"{server.name.replace(' ', '_').replace(',', '')}.log")
+    result = {"name": server.name, "cold_start_s": cold_start, "runs": []}
+    try:
+        url = f"http://127.0.0.1:{port}/predict"
+        for image_name in server.images:
+            make, media = IMAGES[image_name]
+            body, content_type = multipart(make(), media)
+            body_path = workdir / f"{image_name.replace(' ', '_')}.body"
+            body_path.write_bytes(body)
+            run_wrk(url, body_path, content_type, 8, 1, script)  # warm-up
+            for clients in server.clients:
+                run = run_wrk(url, body_path, content_type, clients, args.seconds, script)
+                run.update(image=image_name, clients=clients)
+                result["runs"].append(run)
+                print(
+                    f"   {image_name:>15} {clients:>3} clients: {run['requests_per_s']:8.1f} req/s  p50 {run['p50_ms']:7.1f} ms  "
+                    f"p99 {run['p99_ms']:7.1f} ms  errors {run['errors']}",
+                    flush=True,
+                )
+        if server.name == "digitserve":
+            result["batch"] = measure_batch(port, args, workdir, script)
+        result["rss_mb"], result["workers"] = rss_megabytes(process.pid)
+    finally:
+        stop(process)
+    return result
+
+
+def measure_batch(port: int, args, workdir: Path, script: Path) -> dict:
+    """/predict/batch with 64 280x280 PNGs per request: images per second."""
+    image = png_280()
+    body, content_type = multipart_files([(image, "image/png", f"digit{index}.png") for index in range(64)], "files")
+    body_path = workdir / "batch64.body"
+    body_path.write_bytes(body)
+    url = f"http://127.0.0.1:{port}/predict/batch"
+    run_wrk(url, body_path, content_type, 2, 1, script)
+    run = run_wrk(url, body_path, content_type, 2, args.seconds, script)
+    run["images_per_s"] = run["requests_per_s"] * 64
+    print(f"   /predict/batch, 64 x 280x280 PNG, 2 clients: {run['images_per_s']:.0f} images/s, errors {run['errors']}", flush=True)
+    return run
+
+
+def find(results: list[dict], server: str, image: str, clients: int) -> dict:
+    entry = next(result for result in results if result["name"] == server)
+    return next(run for run in entry["runs"] if run["image"] == image and run["clients"] == clients)
+
+
+def checks(results: list[dict], preprocessing: dict) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each of the issue's targets."""
+    ours = find(results, "digitserve", "280x280 PNG", 32)
+    tutorial = find(results, "tutorial way", "280x280 PNG", 32)
+    ceiling = find(results, "bare ceiling", "280x280 PNG", 32)
+    digitserve = next(result for result in results if result["name"] == "digitserve")
+    worst_tail = max(run["p99_ms"] / run["p50_ms"] for run in digitserve["runs"] if run["clients"] == 32)
+    errors = sum(run["errors"] for result in results if result["name"].startswith("digitserve") for run in result["runs"])
+    rss_per_worker = max(result["rss_mb"] / result["workers"] for result in results if result["name"].startswith("digitserve"))
+    png, jpeg = preprocessing["280x280 PNG"]["total_p50"], preprocessing["2000x2000 JPEG"]["total_p50"]
+    versus_tutorial = ours["requests_per_s"] / tutorial["requests_per_s"]
+    versus_ceiling = ours["requests_per_s"] / ceiling["requests_per_s"]
+    images_per_s = digitserve["batch"]["images_per_s"]
+    return [
+        ("throughput vs tutorial way, 32 clients, 280x280 PNG >= 30x", f"{versus_tutorial:.1f}x", versus_tutorial >= 30),
+        ("throughput vs bare ceiling, 32 clients, 280x280 PNG >= 75%", f"{versus_ceiling:.0%}", versus_ceiling >= 0.75),
+        ("p99 <= 3x p50 at 32 clients (worst upload)", f"{worst_tail:.2f}x", worst_tail <= 3),
+        ("errors (all digitserve runs) = 0", str(errors), errors == 0),
+        ("cold start <= 5 s", f"{digitserve['cold_start_s']:.2f} s", digitserve["cold_start_s"] <= 5),
+        ("RSS after load <= 800 MB per worker", f"{rss_per_worker:.0f} MB", rss_per_worker <= 800),
+        ("/predict/batch, 64 280x280 PNGs >= 2,000 images/s", f"{images_per_s:,.0f}/s", images_per_s >= 2000),
+        ("preprocessing p50, 280x280 PNG <= 0.5 ms", f"{png:.3f} ms", png <= 0.5),
+        ("preprocessing p50, 2000x2000 JPEG <= 10 ms", f"{jpeg:.2f} ms", jpeg <= 10),
+    ]
+
+
+def markdown(results: list[dict], preprocessing: dict, verdicts, machine: str, seconds: float) -> str:
+    lines = [
+        f"Measured by `python bench/run.py` on {machine}, wrk on the same machine, {seconds:g} s per cell, one uvicorn worker unless named.",
+        "",
+        "| server | upload | clients | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        for run in result["runs"]:
+            cells = [result["name"], run["image"], run["clients"], f"{run['requests_per_s']:,.1f}"]
+            cells += [f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}", run["errors"]]
+            lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    lines += ["", "| server | cold start | RSS after load |", "|---|---:|---:|"]
+    lines += [f"| {result['name']} | {result['cold_start_s']:.2f} s | {result['rss_mb']:,.0f} MB |" for result in results]
+    lines += ["", preprocess_bench.report(preprocessing), "", "| target | measured | met |", "|---|---:|---|"]
+    lines += [f"| {target} | {measured} | {'yes' if met else '**no**'} |" for target, measured, met in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each measured cell in whole seconds (default 10)")
+    parser.add_argument("--only", nargs="+", help="run only these servers (by name)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json and RESULTS.md go")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README whose benchmark section is rewritten")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)", file=sys.stderr)
+        return 2
+    print("== preprocessing micro-benchmark", flush=True)
+    preprocessing = preprocess_bench.measure(300)
+    print(preprocess_bench.report(preprocessing), flush=True)
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        script = Path(workdir) / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        for server in servers(sys.executable):
+            if args.only and server.name not in args.only:
+                continue
+            results.append(measure_server(server, args, Path(workdir), script))
+    machine = machine_description()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"machine": machine, "servers": results, "preprocessing": preprocessing}, indent=2) + "\n")
+    names = {result["name"] for result in results}
+    if not {"tutorial way", "bare ceiling", "digitserve"} <= names:
+        print("partial run: the ratios need the tutorial way, the bare ceiling and digitserve")
+        return 0
+    verdicts = checks(results, preprocessing)
+    text = markdown(results, preprocessing, verdicts, machine, args.seconds)
+    (args.out / "RESULTS.md").write_text("# Benchmark results\n\n" + text)
+    print()
+    print(text)
+    if replace_section(args.readme, README_SECTION, text):
+        print(f"updated the benchmark section of {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
