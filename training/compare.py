@@ -143,6 +143,7 @@ def measure(run: Run, card: dict, folder: Path, fixtures: tuple[np.ndarray, np.n
         "seconds_per_epoch": training["seconds_per_epoch"],
         "test_accuracy": card["test"]["accuracy"],
         "test_accuracy_per_epoch": card["history"].get("test_accuracy", []),
+        "seconds_to_99_6": seconds_to_accuracy(card["history"], 0.996),
         "upload_accuracy": upload_accuracy,
         "published_accuracy": TUTORIAL_RECIPES[run.arch].published_accuracy if run.recipe == "tutorial" else None,
         "latency_batch1_ms": latency_ms(classifier, 1),
@@ -151,18 +152,25 @@ def measure(run: Run, card: dict, folder: Path, fixtures: tuple[np.ndarray, np.n
     }
 
 
+def seconds_to_accuracy(history: dict, target: float) -> float | None:
+    """Training seconds until the first epoch whose test accuracy reaches `target` (None: never)."""
+    pairs = zip(history.get("test_accuracy", []), history.get("elapsed_seconds", []), strict=False)
+    return next((seconds for accuracy, seconds in pairs if accuracy >= target), None)
+
+
 def markdown_table(rows: list[dict], per_style: int) -> str:
     """The comparison as a Markdown table, with the shortened runs marked."""
     lines = [
-        "| network | recipe | parameters | file | epochs | s/epoch | MNIST test | published | upload styles | batch 1 | batch 64 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| network | recipe | parameters | file | epochs | s/epoch | to 99.6% | MNIST test | published | upload styles | batch 1 | batch 64 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         epochs = f"{row['epochs']}" + (f" of {row['recipe_epochs']}*" if row["epochs"] < row["recipe_epochs"] else "")
         published = f"{row['published_accuracy']:.2%}" if row["published_accuracy"] else "-"
+        to_target = f"{row['seconds_to_99_6'] / 60:.1f} min" if row["seconds_to_99_6"] is not None else "-"
         lines.append(
             f"| {row['arch']} | {row['recipe']} | {row['parameters']:,} | {row['file_bytes'] / 1e6:.2f} MB | {epochs} "
-            f"| {row['seconds_per_epoch']:.1f} | {row['test_accuracy']:.2%} | {published} | {row['upload_accuracy']:.2%} "
+            f"| {row['seconds_per_epoch']:.1f} | {to_target} | {row['test_accuracy']:.2%} | {published} | {row['upload_accuracy']:.2%} "
             f"| {row['latency_batch1_ms']:.2f} ms | {row['latency_batch64_ms']:.2f} ms |"
         )
     machine = rows[0]["machine"] if rows else "unknown"
@@ -170,6 +178,8 @@ def markdown_table(rows: list[dict], per_style: int) -> str:
         "",
         f"\\* shortened run: fewer epochs than the recipe's, to keep the comparison near an hour on {machine}.",
         f"Upload styles: {per_style * 12} fixtures ({per_style} in each of 12 upload styles) through `app/preprocess.py`. "
+        "To 99.6%: training time until the first epoch at 99.6% MNIST test accuracy (the test set is scored after "
+        "every epoch for this column only; it never chooses anything). "
         "Latency: median compiled model call, without HTTP or preprocessing. "
         "Published: the test accuracy the tutorial reports for its recipe.",
     ]
