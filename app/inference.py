@@ -35,10 +35,11 @@ class Predictor:
 
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
-        if self.batcher is None:
-            return await run_in_threadpool(self._predict_bytes, data, include_image)
         digit = await asyncio.get_running_loop().run_in_executor(self.preprocess_pool, preprocess, data, self.max_pixels)
-        probabilities = await self.batcher.predict(digit)
+        if self.batcher is None:
+            probabilities = (await run_in_threadpool(self.classifier.predict, digit[np.newaxis]))[0]
+        else:
+            probabilities = await self.batcher.predict(digit)
         self.metrics.count_predictions(probabilities.argmax(keepdims=True))
         return self._prediction(probabilities, digit if include_image else None)
 
@@ -62,11 +63,6 @@ class Predictor:
         probabilities = self.classifier.predict(images)
         self.metrics.count_predictions(probabilities.argmax(axis=1))
         return probabilities
-
-    def _predict_bytes(self, data: bytes, include_image: bool) -> Prediction:
-        digit = preprocess(data, self.max_pixels)
-        probabilities = self.predict_arrays(digit[np.newaxis])[0]
-        return self._prediction(probabilities, digit if include_image else None)
 
     @property
     def explainer(self) -> Explainer:
