@@ -1,11 +1,13 @@
 # digitserve: the prediction service with the shipped model baked in.
 #   CPU (default):  docker build -t digitserve .
-#   GPU:            docker build --build-arg TENSORFLOW_PACKAGE="tensorflow[and-cuda]" -t digitserve:gpu .
+#   GPU:            docker build --build-arg TENSORFLOW_PACKAGE="tensorflow[and-cuda]" --build-arg DIGITSERVE_BACKEND=keras -t digitserve:gpu .
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
-# The CPU-only wheel keeps the image far smaller; the GPU build swaps in CUDA-enabled TensorFlow.
+# The CPU-only wheel keeps the image far smaller; the GPU build swaps in CUDA-enabled TensorFlow
+# and serves through TensorFlow's own call (LiteRT runs on the CPU only).
 ARG TENSORFLOW_PACKAGE=tensorflow-cpu
+ARG DIGITSERVE_BACKEND=litert
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,7 +19,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/srv/digitserve \
     DIGITSERVE_HOST=0.0.0.0 \
     DIGITSERVE_PORT=8000 \
-    DIGITSERVE_MODEL_PATH=/srv/digitserve/model/digitserve.keras
+    DIGITSERVE_MODEL_PATH=/srv/digitserve/model/digitserve.keras \
+    DIGITSERVE_CACHE_DIR=/srv/digitserve/cache \
+    DIGITSERVE_BACKEND=${DIGITSERVE_BACKEND}
 
 WORKDIR /srv/digitserve
 
@@ -31,6 +35,8 @@ RUN python3 -m venv /opt/venv \
 COPY app ./app
 COPY training ./training
 COPY model ./model
+# Check the model and make its LiteRT copy now, so a container serves without waiting for TensorFlow.
+RUN python -m app --check
 
 USER 10001:10001
 EXPOSE 8000

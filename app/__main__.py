@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import logging
+import argparse
+import logging.config
 import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from app.classifier import Classifier, ModelLoadError, set_compute_threads
+from app.artifacts import read_copy
+from app.classifier import Classifier, ModelLoadError, check_card_digest, file_sha256
 from app.config import Settings, get_settings
-from app.main import create_app
+from app.logs import log_config
+from app.main import create_app, load_classifier
+from app.runtimes import LiteRTRuntime, RuntimeMismatch, check_against
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Serve digitserve; settings come from DIGITSERVE_* variables.")
+    parser.add_argument("--check", action="store_true", help="load and check the model, cache its LiteRT copy, and exit (0: servable)")
+    return parser.parse_args(argv)
 
 
 def server_options(settings: Settings) -> dict:
@@ -23,6 +34,7 @@ def server_options(settings: Settings) -> dict:
         "port": settings.port,
         "log_level": settings.log_level,
         "access_log": False,  # the app logs one line per request itself
+        "log_config": None,  # configured once by main(); worker processes get log_config() below
         # Slow or idle clients must not hold connections open.
         "timeout_keep_alive": 5,
         "h11_max_incomplete_event_size": 16 * 1024,
@@ -31,19 +43,34 @@ def server_options(settings: Settings) -> dict:
     }
 
 
-def load_model(settings: Settings) -> Classifier | None:
+def load_model(settings: Settings, keras_in_background: bool = False) -> Classifier | None:
     """The checked, warmed-up model, or None after printing why it cannot be served."""
-    set_compute_threads(settings.model_threads)
     try:
-        return Classifier.load(settings.model_path, name=settings.model_name)
+        return load_classifier(settings, keras_in_background)
     except ModelLoadError as error:
         print(f"digitserve: cannot start: {error}", file=sys.stderr)
         return None
 
 
 def check_model() -> int:
-    """0 when the configured model loads, else 2 after printing why."""
+    """0 when the configured model loads in full (and its LiteRT copy is cached), else 2 after printing why."""
     return 0 if load_model(get_settings()) is not None else 2
+
+
+def has_checked_copy(settings: Settings) -> bool:
+    """True when a cached LiteRT copy of the model still reproduces the Keras model's probabilities."""
+    path = Path(settings.model_path)
+    if settings.backend != "litert" or not settings.cache_dir or not path.is_file():
+        return False
+    try:
+        check_card_digest(path, digest := file_sha256(path))
+        copy = read_copy(settings.cache_dir, digest)
+        if copy is None:
+            return False
+        check_against(LiteRTRuntime(copy.flatbuffer), copy.reference)
+        return True
+    except (ModelLoadError, RuntimeMismatch, ValueError, RuntimeError):
+        return False
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -63,22 +90,28 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def run_workers(settings: Settings) -> int:
     """Serve with several processes, each loading its own model through the app factory."""
-    # Check the model in a throwaway process: the supervisor itself never loads TensorFlow.
-    checker = subprocess.run([sys.executable, "-c", "import sys; from app.__main__ import check_model; sys.exit(check_model())"], check=False)
-    if checker.returncode != 0:
-        return 2
-    config = uvicorn.Config("app.main:create_app", factory=True, workers=settings.workers, **server_options(settings))
+    # A model that has been checked in full before is known by its cached copy; any other is
+    # checked in a throwaway process, so that the supervisor itself never loads TensorFlow.
+    if not has_checked_copy(settings):
+        checker = subprocess.run([sys.executable, "-m", "app", "--check"], check=False)
+        if checker.returncode != 0:
+            return 2
+    options = {**server_options(settings), "log_config": log_config(settings.log_level)}
+    config = uvicorn.Config("app.main:create_app", factory=True, workers=settings.workers, **options)
     Multiprocess(config, sockets=[listening_socket(settings.host, settings.port)]).run()
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(log_config(settings.log_level))
+    if arguments.check:
+        return check_model()
     if settings.workers > 1:
         return run_workers(settings)
     # Load before serving so a bad model file stops the process with one sentence, not a traceback.
-    classifier = load_model(settings)
+    classifier = load_model(settings, keras_in_background=True)
     if classifier is None:
         return 2
     app = create_app(settings, classifier=classifier)

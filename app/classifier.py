@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 
-INPUT_SHAPE = (28, 28)
+from app.artifacts import LiteRTCopy, read_copy, write_copy
+from app.runtimes import INPUT_SHAPE, Backend, KerasRuntime, LiteRTRuntime, Runtime, RuntimeMismatch, check_against, probe_images
+
+logger = logging.getLogger("digitserve")
+
 NUM_CLASSES = 10
 
 
@@ -77,52 +83,122 @@ def set_compute_threads(threads: int) -> bool:
 
 
 class Classifier:
-    """A loaded Keras model with a compiled, fixed-signature call: probabilities for a batch."""
+    """The served model: a compiled call for predictions, and the Keras model for explanations.
 
-    def __init__(self, model, name: str, version: str):
-        import tensorflow as tf
+    With a cached LiteRT copy the classifier serves before TensorFlow is even imported; the Keras
+    model (the source of truth) then loads in the background and the copy is checked against it
+    once more, falling back to TensorFlow's call if they disagree.
+    """
 
-        self.model = model
+    def __init__(self, call: Runtime, name: str, version: str, backend: Backend, model=None):
+        self._call = call
         self.name = name
         self.version = version
-        target_shape = model.input_shape[1:]
-
-        # One traced graph for any batch size; model.predict per request costs ~100x more.
-        @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
-        def call(images):
-            # The model may take (28, 28), (28, 28, 1) or 784 values per image.
-            return model(tf.reshape(images, [-1, *target_shape]), training=False)
-
-        self._call = call
+        self.backend = backend
+        self._model = model
+        self._model_error: ModelLoadError | None = None
+        self._model_loaded = threading.Event()
+        if model is not None:
+            self._model_loaded.set()
 
     @classmethod
-    def load(cls, path: str | Path, name: str = "digitserve") -> Classifier:
-        """Load, check and warm up the model in `path`."""
+    def load(
+        cls,
+        path: str | Path,
+        name: str = "digitserve",
+        backend: Backend = "litert",
+        threads: int = 1,
+        cache_dir: Path | None = None,
+        keras_in_background: bool = False,
+    ) -> Classifier:
+        """Load, check and warm up the model in `path`, served by `backend` on `threads` threads.
+
+        A LiteRT copy is read from and written to `cache_dir` when one is given; with
+        `keras_in_background`, a cached copy serves at once while the Keras model loads.
+        """
         path = Path(path)
         digest = file_sha256(path) if path.is_file() else ""
         check_card_digest(path, digest)
+        version = digest[:12]
+        cached = read_copy(cache_dir, digest) if backend == "litert" and cache_dir and digest else None
+        if cached is not None:
+            runtime = LiteRTRuntime(cached.flatbuffer, threads)
+            try:
+                check_against(runtime, cached.reference)
+            except RuntimeMismatch as error:
+                logger.warning("the cached LiteRT copy is not used: %s", error)
+            else:
+                classifier = cls(runtime, name, version, backend)
+                if keras_in_background:
+                    threading.Thread(target=classifier._load_keras, args=(path, threads), name="keras-loader", daemon=True).start()
+                else:
+                    classifier._load_keras(path, threads)
+                    classifier.model  # noqa: B018 (raises the reason when the Keras model failed to load)
+                classifier.warm_up()
+                return classifier
+        set_compute_threads(threads)
         model = load_keras_model(path)
-        classifier = cls(model, name=name, version=digest[:12])
+        keras_runtime = KerasRuntime(model)
+        runtime: Runtime = keras_runtime
+        if backend == "litert":
+            runtime = LiteRTRuntime.from_keras(model, threads)
+            reference = keras_runtime(probe_images())
+            try:
+                check_against(runtime, reference)
+            except RuntimeMismatch as error:
+                raise ModelLoadError(f"the litert backend cannot serve {path}: {error}; set DIGITSERVE_BACKEND=keras") from None
+            if cache_dir and digest:
+                write_copy(cache_dir, digest, LiteRTCopy(runtime.flatbuffer, reference))
+        classifier = cls(runtime, name, version, backend, model=model)
         classifier.warm_up()
         return classifier
 
+    @property
+    def model(self):
+        """The Keras model; waits while it is still loading in the background."""
+        self._model_loaded.wait()
+        if self._model_error is not None:
+            raise self._model_error
+        return self._model
+
+    def _load_keras(self, path: Path, threads: int) -> None:
+        """Load the Keras model behind a cached copy and check the copy against it once more."""
+        try:
+            set_compute_threads(threads)
+            model = load_keras_model(path)
+            keras_runtime = KerasRuntime(model)
+            try:
+                check_against(self._call, keras_runtime(probe_images()))
+            except RuntimeMismatch as error:
+                logger.error("the cached LiteRT copy disagrees with %s (%s): serving with keras instead", path, error)
+                self._call, self.backend = keras_runtime, "keras"
+            self._model = model
+        except ModelLoadError as error:
+            logger.error("the Keras model behind the cached copy cannot be loaded: %s", error)
+            self._model_error = error
+        finally:
+            self._model_loaded.set()
+
     def warm_up(self) -> None:
-        """Trace and run the compiled call once so the first request is not slow."""
+        """Run the compiled call once for each common batch size so the first requests are not slow."""
         for batch_size in (1, 8):
             self.predict(np.zeros((batch_size, *INPUT_SHAPE), dtype=np.float32))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities."""
-        images = np.asarray(images, dtype=np.float32).reshape(-1, *INPUT_SHAPE)
-        return np.asarray(self._call(images), dtype=np.float32)
+        return self._call(np.asarray(images, dtype=np.float32).reshape(-1, *INPUT_SHAPE))
 
-    @staticmethod
-    def device() -> str:
-        """The device TensorFlow computes on: the GPU's name, or CPU."""
-        import tensorflow as tf
+    def device(self) -> str:
+        """Where the model call runs: the GPU's name, or CPU."""
+        gpu = gpu_name() if self.backend == "keras" else None
+        return f"GPU ({gpu})" if gpu else "CPU"
 
-        gpus = tf.config.list_physical_devices("GPU")
-        if not gpus:
-            return "CPU"
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU ({details.get('device_name', gpus[0].name)})"
+
+def gpu_name() -> str | None:
+    """The first GPU TensorFlow sees, or None."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.artifacts import default_cache_dir
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "digitserve.keras"
 
@@ -31,8 +34,17 @@ class Settings(BaseSettings):
     preprocess_threads: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64, description="threads that decode and preprocess uploads (one a core)"
     )
-    model_threads: int = Field(1, ge=0, le=64, description="threads TensorFlow uses for each op of the model (0: TensorFlow's choice)")
-    workers: int = Field(1, ge=1, le=16, description="server processes, each with its own copy of the model")
+    backend: Literal["litert", "keras"] = Field(
+        "litert", description="the model call: litert (a CPU copy checked against the Keras model) or keras (TensorFlow, for a GPU)"
+    )
+    cache_dir: Path | Literal[""] = Field(
+        default_factory=default_cache_dir, description="where LiteRT copies are kept for fast restarts; empty to convert at every start"
+    )
+    model_threads: int = Field(1, ge=0, le=64, description="threads the model call uses (0: the backend's choice)")
+    # Two processes double throughput on two cores (each has its own interpreter lock) for one more copy of TensorFlow in memory.
+    workers: int = Field(
+        default_factory=lambda: min(2, len(os.sched_getaffinity(0))), ge=1, le=16, description="server processes, each with its own copy of the model"
+    )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, gt=0, lt=65536, description="port to listen on")
     log_level: str = Field("info", description="debug, info, warning or error")

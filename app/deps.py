@@ -10,11 +10,13 @@ from app.config import Settings
 from app.inference import Predictor
 
 
-def get_predictor(request: Request) -> Predictor:
+# Async although they never await: FastAPI runs a plain `def` dependency on the thread pool, a
+# thread hop per request for what is one attribute read.
+async def get_predictor(request: Request) -> Predictor:
     return request.app.state.predictor
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     return request.app.state.settings
 
 

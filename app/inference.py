@@ -22,7 +22,7 @@ from app.schemas import BatchError, BatchItem, ExplainedPrediction, Explanation,
 class Predictor:
     """Turns image bytes into `Prediction`s with the loaded classifier."""
 
-    def __init__(self, classifier: Classifier, metrics: Metrics, max_pixels: int, batcher: MicroBatcher | None = None, preprocess_threads: int = 2):
+    def __init__(self, classifier: Classifier, metrics: Metrics, max_pixels: int, batcher: MicroBatcher, preprocess_threads: int = 2):
         self.classifier = classifier
         self.batcher = batcher
         # As many preprocessing threads as cores: more would only queue on the GIL and thrash.
@@ -36,10 +36,7 @@ class Predictor:
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
         digit = await asyncio.get_running_loop().run_in_executor(self.preprocess_pool, preprocess, data, self.max_pixels)
-        if self.batcher is None:
-            probabilities = (await run_in_threadpool(self.classifier.predict, digit[np.newaxis]))[0]
-        else:
-            probabilities = await self.batcher.predict(digit)
+        probabilities = await self.batcher.predict(digit)
         self.metrics.count_predictions(probabilities.argmax(keepdims=True))
         return self._prediction(probabilities, digit if include_image else None)
 
@@ -104,10 +101,11 @@ class Predictor:
         probabilities = probabilities.astype(np.float64)
         probabilities = probabilities / probabilities.sum()
         best = int(probabilities.argmax())
-        return Prediction(
+        # Built from values that are valid by construction, so pydantic's validation is skipped.
+        return Prediction.model_construct(
             digit=best,
             confidence=float(probabilities[best]),
-            probabilities=[float(p) for p in probabilities],
+            probabilities=probabilities.tolist(),
             model=self.model_info,
             input_image=png_data_url(digit_image) if digit_image is not None else None,
         )

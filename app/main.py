@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import protocols, routes
 from app.batching import MicroBatcher
-from app.classifier import Classifier, set_compute_threads
+from app.classifier import Classifier
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.inference import Predictor
@@ -30,22 +30,19 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if classifier is None:
-            set_compute_threads(settings.model_threads)
-        loaded = classifier or Classifier.load(settings.model_path, name=settings.model_name)
-        device = Classifier.device()
-        metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device).set(1)
-        batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms) if settings.batch_max_size > 1 else None
-        if batcher is not None:
-            await batcher.start()
+        loaded = classifier or load_classifier(settings, keras_in_background=True)
+        device = loaded.device()
+        metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device, backend=loaded.backend).set(1)
+        # With batching off (a maximum of 1) requests still queue for the one model thread, alone.
+        batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms)
+        await batcher.start()
         predictor = Predictor(loaded, metrics, settings.max_pixels, batcher, settings.preprocess_threads)
         app.state.predictor = predictor
         app.state.ready = True
-        logger.info("model %s (version %s) loaded from %s, computing on %s", loaded.name, loaded.version, settings.model_path, device)
+        logger.info("model %s (version %s) from %s, served by %s on %s", loaded.name, loaded.version, settings.model_path, loaded.backend, device)
         yield
         app.state.ready = False
-        if batcher is not None:
-            await batcher.stop()
+        await batcher.stop()
         predictor.close()
 
     app = FastAPI(
@@ -76,6 +73,18 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestObserver, metrics=metrics)
     return app
+
+
+def load_classifier(settings: Settings, keras_in_background: bool = False) -> Classifier:
+    """The configured model, checked and warmed up, with its LiteRT copy cached for the next start."""
+    return Classifier.load(
+        settings.model_path,
+        settings.model_name,
+        settings.backend,
+        settings.model_threads,
+        cache_dir=settings.cache_dir or None,
+        keras_in_background=keras_in_background,
+    )
 
 
 def _package_version() -> str:

@@ -30,13 +30,27 @@ class Metrics:
         )
         self.predictions = Counter("digitserve_predictions", "Predicted digits.", ["digit"], registry=self.registry)
         self.model_info = Gauge(
-            "digitserve_model_info", "The loaded model (value is always 1).", ["name", "version", "device"], registry=self.registry
+            "digitserve_model_info", "The loaded model (value is always 1).", ["name", "version", "device", "backend"], registry=self.registry
         )
+
+        # Each labelled child is looked up once: `labels()` takes a lock and builds a key per call.
+        self._digit_counters = [self.predictions.labels(digit=str(digit)) for digit in range(10)]
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
 
     def count_predictions(self, digits) -> None:
         """Count one prediction per digit in `digits`."""
         for digit in digits:
-            self.predictions.labels(digit=str(int(digit))).inc()
+            self._digit_counters[int(digit)].inc()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request and record its latency."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method=method, route=route, status=str(status)), self.latency.labels(method=method, route=route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class RequestObserver:
@@ -67,8 +81,7 @@ class RequestObserver:
             # Route templates, not raw paths, keep the label set small whatever clients request.
             route_name = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            self.metrics.requests.labels(method=method, route=route_name, status=str(status)).inc()
-            self.metrics.latency.labels(method=method, route=route_name).observe(elapsed)
+            self.metrics.observe_request(method, route_name, status, elapsed)
             client = scope.get("client") or ("-", 0)
             access_logger.info('%s "%s %s" %d %.1fms', client[0], method, scope["path"], status, elapsed * 1000)
 

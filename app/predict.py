@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
     try:
-        classifier = Classifier.load(args.model or settings.model_path, name=settings.model_name)
+        classifier = Classifier.load(args.model or settings.model_path, settings.model_name, settings.backend, settings.model_threads)
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,9 @@
     python bench/run.py                  # about 10 minutes; needs wrk (Debian: apt-get install wrk)
     python bench/run.py --seconds 3      # a quicker, noisier pass
 
-For each server it measures cold start (process start to the first good /predict), then drives
+For each server it measures cold start (process start to the first good /predict; for digitserve
+also its very first start, with an empty cache, and the time until /explain answers, which needs
+TensorFlow and the Keras model loaded), then drives
 /predict with wrk at 1, 8 and 32 keep-alive clients on a 28x28 PNG, a 280x280 PNG and a 2000x2000
 JPEG, and reads the RSS after the load. It prints the table, the ratios against the targets,
 writes bench/results.json and bench/RESULTS.md, and rewrites the README's benchmark section.
@@ -63,15 +65,17 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     images: tuple[str, ...] = tuple(IMAGES)
     clients: tuple[int, ...] = (1, 8, 32)
+    is_digitserve: bool = False
 
 
 def servers(python: str) -> list[Server]:
     return [
         Server("tutorial way", [python, str(ROOT / "bench" / "tutorial_server.py")]),
         Server("bare ceiling", [python, str(ROOT / "bench" / "ceiling_server.py")]),
-        Server("digitserve", [python, "-m", "app"]),
-        Server("digitserve, batching off", [python, "-m", "app"], {"DIGITSERVE_BATCH_MAX_SIZE": "1"}, ("280x280 PNG",), (32,)),
-        Server("digitserve, 2 workers", [python, "-m", "app"], {"DIGITSERVE_WORKERS": "2"}, ("280x280 PNG",), (1, 32)),
+        Server("digitserve", [python, "-m", "app"], is_digitserve=True),
+        Server("digitserve, 1 worker", [python, "-m", "app"], {"DIGITSERVE_WORKERS": "1"}, ("280x280 PNG",), (1, 32), True),
+        Server("digitserve, batching off", [python, "-m", "app"], {"DIGITSERVE_BATCH_MAX_SIZE": "1"}, ("280x280 PNG",), (32,), True),
+        Server("digitserve, keras backend", [python, "-m", "app"], {"DIGITSERVE_BACKEND": "keras"}, ("280x280 PNG",), (32,), True),
     ]
 
 
@@ -105,9 +109,10 @@ def post(url: str, body: bytes, content_type: str, timeout: float = 5) -> int:
         return error.code
 
 
-def start(server: Server, port: int, log_path: Path) -> tuple[subprocess.Popen, float]:
-    """Start a server and return it with its cold start: seconds until its first good /predict."""
-    env = {**os.environ, "DIGITSERVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2", **server.env}
+def start(server: Server, port: int, log_path: Path, cache_dir: Path) -> tuple[subprocess.Popen, float, float | None]:
+    """Start a server; return it, its cold start (seconds to the first good /predict) and, for
+    digitserve, the seconds until its first good /explain (TensorFlow and the Keras model loaded)."""
+    env = {**os.environ, "DIGITSERVE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2", "DIGITSERVE_CACHE_DIR": str(cache_dir), **server.env}
     command = [*server.command, "--port", str(port)] if "bench" in server.command[-1] else server.command
     body, content_type = multipart(png_280(), "image/png")
     # The server's log goes to a file: a pipe nobody reads would fill up and stall the server.
@@ -119,11 +124,20 @@ def start(server: Server, port: int, log_path: Path) -> tuple[subprocess.Popen, 
             raise RuntimeError(f"{server.name} exited during start-up: {log_path.read_text(errors='replace')[-2000:]}")
         try:
             if post(f"http://127.0.0.1:{port}/predict", body, content_type) == 200:
-                return process, time.monotonic() - started
+                cold_start = time.monotonic() - started
+                break
         except (ConnectionError, urllib.error.URLError, TimeoutError, OSError):
             pass
         time.sleep(0.02)
-    raise RuntimeError(f"{server.name} did not answer within 120 s")
+    else:
+        raise RuntimeError(f"{server.name} did not answer within 120 s")
+    if not server.is_digitserve:
+        return process, cold_start, None
+    while post(f"http://127.0.0.1:{port}/explain", body, content_type, timeout=60) != 200:
+        if time.monotonic() - started > 120:
+            raise RuntimeError(f"{server.name} gave no explanation within 120 s")
+        time.sleep(0.1)
+    return process, cold_start, time.monotonic() - started
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -168,8 +182,15 @@ def run_wrk(url: str, body_path: Path, content_type: str, clients: int, seconds:
 def measure_server(server: Server, args, workdir: Path, script: Path) -> dict:
     port = free_port()
     print(f"== {server.name}: starting", flush=True)
-    process, cold_start = start(server, port, workdir / f"{server.name.replace(' ', '_').replace(',', '')}.log")
-    result = {"name": server.name, "cold_start_s": cold_start, "runs": []}
+    slug = server.name.replace(" ", "_").replace(",", "")
+    cache_dir = workdir / f"cache-{slug}"
+    result = {"name": server.name, "runs": []}
+    if server.is_digitserve:
+        # The very first start converts the model and fills the cache; every later one reads it.
+        process, result["first_start_s"], _ = start(server, port, workdir / f"{slug}-first.log", cache_dir)
+        stop(process)
+    process, result["cold_start_s"], result["tensorflow_loaded_s"] = start(server, port, workdir / f"{slug}.log", cache_dir)
+    print(f"   cold start {result['cold_start_s']:.2f} s", flush=True)
     try:
         url = f"http://127.0.0.1:{port}/predict"
         for image_name in server.images:
@@ -233,7 +254,12 @@ def checks(results: list[dict], preprocessing: dict) -> list[tuple[str, str, boo
         ("throughput vs bare ceiling, 32 clients, 280x280 PNG >= 75%", _ratio(versus_ceiling, "{:.0%}"), 0.75 <= versus_ceiling < math.inf),
         ("p99 <= 3x p50 at 32 clients (worst upload)", f"{worst_tail:.2f}x", worst_tail <= 3),
         ("errors (all digitserve runs) = 0", str(errors), errors == 0),
-        ("cold start <= 5 s", f"{digitserve['cold_start_s']:.2f} s", digitserve["cold_start_s"] <= 5),
+        ("cold start (first good /predict) <= 5 s", f"{digitserve['cold_start_s']:.2f} s", digitserve["cold_start_s"] <= 5),
+        (
+            "cold start with TensorFlow loaded (first good /explain) <= 5 s",
+            f"{digitserve['tensorflow_loaded_s']:.2f} s",
+            digitserve["tensorflow_loaded_s"] <= 5,
+        ),
         ("RSS after load <= 800 MB per worker", f"{rss_per_worker:.0f} MB", rss_per_worker <= 800),
         ("/predict/batch, 64 280x280 PNGs >= 2,000 images/s", f"{images_per_s:,.0f}/s", images_per_s >= 2000),
         ("preprocessing p50, 280x280 PNG <= 0.5 ms", f"{png:.3f} ms", png <= 0.5),
@@ -241,13 +267,19 @@ def checks(results: list[dict], preprocessing: dict) -> list[tuple[str, str, boo
     ]
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else "-"
+
+
 def _ratio(value: float, template: str) -> str:
     return template.format(value) if value < math.inf else "n/a: the baseline answered nothing (run longer)"
 
 
 def markdown(results: list[dict], preprocessing: dict, verdicts, machine: str, seconds: float) -> str:
+    workers = next(result["workers"] for result in results if result["name"] == "digitserve")
     lines = [
-        f"Measured by `python bench/run.py` on {machine}, wrk on the same machine, {seconds:g} s per cell, one uvicorn worker unless named.",
+        f"Measured by `python bench/run.py` on {machine}, wrk on the same machine, {seconds:g} s per cell. "
+        f"digitserve runs as shipped ({workers} worker processes here) unless named.",
         "",
         "| server | upload | clients | req/s | p50 ms | p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -257,8 +289,16 @@ def markdown(results: list[dict], preprocessing: dict, verdicts, machine: str, s
             cells = [result["name"], run["image"], run["clients"], f"{run['requests_per_s']:,.1f}"]
             cells += [f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}", run["errors"]]
             lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    lines += ["", "| server | cold start | RSS after load |", "|---|---:|---:|"]
-    lines += [f"| {result['name']} | {result['cold_start_s']:.2f} s | {result['rss_mb']:,.0f} MB |" for result in results]
+    lines += [
+        "",
+        "| server | cold start | first start (empty cache) | TensorFlow loaded (first /explain) | RSS after load |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {result['name']} | {result['cold_start_s']:.2f} s | {_seconds(result.get('first_start_s'))} | "
+        f"{_seconds(result.get('tensorflow_loaded_s'))} | {result['rss_mb']:,.0f} MB |"
+        for result in results
+    ]
     lines += ["", preprocess_bench.report(preprocessing), "", "| target | measured | met |", "|---|---:|---|"]
     lines += [f"| {target} | {measured} | {'yes' if met else '**no**'} |" for target, measured, met in verdicts]
     return "\n".join(lines) + "\n"

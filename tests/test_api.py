@@ -85,13 +85,21 @@ def test_health_and_readiness(client):
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
+def metric_value(text: str, sample: str) -> float:
+    lines = [line for line in text.splitlines() if line.startswith(sample + " ")]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 def test_metrics_count_requests_and_predictions(client, seven):
+    sevens, requests = 'digitserve_predictions_total{digit="7"}', 'digitserve_http_requests_total{method="POST",route="/predict",status="200"}'
+    before = client.get("/metrics").text
     client.post("/predict", files={"file": ("7.png", seven, "image/png")})
     text = client.get("/metrics").text
-    assert 'digitserve_http_requests_total{method="POST",route="/predict",status="200"}' in text
-    assert 'digitserve_predictions_total{digit="7"}' in text
+    assert metric_value(text, requests) == metric_value(before, requests) + 1
+    assert metric_value(text, sevens) == metric_value(before, sevens) + 1
+    assert 'digitserve_predictions_total{digit="3"}' in text  # every digit is listed, seen or not
     assert "digitserve_http_request_duration_seconds_bucket" in text
-    assert 'digitserve_model_info{device="CPU",name="digitserve"' in text
+    assert 'digitserve_model_info{backend="litert",device="CPU",name="digitserve"' in text
 
 
 def test_openapi_documents_the_upload(client):

@@ -98,7 +98,7 @@ def test_predict_answers_are_identical_with_batching_on_and_off(settings, mnist)
     for batch_max_size in (1, 32):
         app = create_app(settings.model_copy(update={"batch_max_size": batch_max_size}))
         with TestClient(app) as client:
-            assert (app.state.predictor.batcher is None) == (batch_max_size == 1)
+            assert app.state.predictor.batcher.max_batch == batch_max_size
             answers[batch_max_size] = [client.post("/predict", files={"file": ("d.png", data, "image/png")}).json() for data in uploads]
     for off, on in zip(answers[1], answers[32], strict=True):
         assert off["digit"] == on["digit"]
