@@ -1,17 +1,19 @@
 """Micro-batching: concurrent single-image requests share one model call.
 
-Like Triton's dynamic batcher or Ray Serve's `@serve.batch`, but with no wait by default: a
-request that finds the model idle runs at once, alone; requests that arrive while the model
-is busy queue up and go together in the next call. `max_wait_ms` trades a little latency for
-fuller batches when the arrival rate is high.
+Like Triton's dynamic batcher or Ray Serve's `@serve.batch`, but run by the threads that
+preprocess the uploads instead of a scheduler of its own. A thread that submits an image while
+no model call is running makes the call itself, at once: a lone request waits for nothing and
+hands nothing to another thread. Images submitted while a call runs queue up, and the thread
+that is calling takes them all (up to `max_batch`) in its next call. `max_wait_ms` makes each
+call wait that long for more images, trading latency for fuller batches.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -19,7 +21,7 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 class MicroBatcher:
-    """Gathers (28, 28) images from concurrent callers into (N, 28, 28) model calls, one at a time."""
+    """Gathers (28, 28) images from concurrent threads into (N, 28, 28) model calls, one at a time."""
 
     def __init__(self, predict: Predict, max_batch: int = 32, max_wait_ms: float = 0.0):
         if max_batch < 1:
@@ -27,73 +29,59 @@ class MicroBatcher:
         self.predict_batch = predict
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
-        self.batch_sizes: list[int] = []  # the sizes of recent batches, for tests
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] | None = None
-        self._worker: asyncio.Task | None = None
-        # One thread for the model: calls never overlap, and the request thread pool stays free.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.batch_sizes: list[int] = []  # the sizes of recent batches, for tests and benchmarks
+        self._pending: list[tuple[np.ndarray, Future]] = []
+        self._arrived = threading.Condition()
+        self._calling = False
+        self._closed = False
 
-    async def start(self) -> None:
-        """Start the batching loop on the running event loop."""
-        self._queue = asyncio.Queue()
-        self._worker = asyncio.create_task(self._run(), name="micro-batcher")
+    def submit(self, image: np.ndarray) -> Future:
+        """Probabilities (10,) for one preprocessed image, as a future; done on return when this thread made the call."""
+        future: Future = Future()
+        with self._arrived:
+            if self._closed:
+                raise RuntimeError("the service is shutting down")
+            self._pending.append((image, future))
+            self._arrived.notify()
+            if self._calling:
+                return future
+            self._calling = True
+        self._call_while_pending()
+        return future
 
-    async def stop(self) -> None:
-        """Stop the loop; callers still waiting get an error rather than hanging."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        while self._queue is not None and not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(RuntimeError("the service is shutting down"))
-        self._executor.shutdown(wait=True)
+    def close(self) -> None:
+        """Refuse new images; those already queued are still answered."""
+        with self._arrived:
+            self._closed = True
 
-    async def predict(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities (10,) for one preprocessed (28, 28) image, computed in a shared batch."""
-        if self._queue is None:
-            raise RuntimeError("the batcher is not started")
-        future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((image, future))
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queue
-        while queue is not None:
-            batch = await self._gather(queue)
-            live = [(image, future) for image, future in batch if not future.done()]
-            if not live:
-                continue
-            self.batch_sizes.append(len(live))
-            if len(self.batch_sizes) > 2000:
-                del self.batch_sizes[:1000]  # Trimmed in halves, so keeping it short costs nothing per batch.
-            images = np.stack([image for image, _ in live])
+    def _call_while_pending(self) -> None:
+        while True:
+            with self._arrived:
+                if self.max_wait > 0:
+                    deadline = time.monotonic() + self.max_wait
+                    while len(self._pending) < self.max_batch and (remaining := deadline - time.monotonic()) > 0:
+                        self._arrived.wait(remaining)
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                if not batch:
+                    self._calling = False
+                    return
+                self.batch_sizes.append(len(batch))
+                if len(self.batch_sizes) > 2000:
+                    del self.batch_sizes[:1000]  # Trimmed in halves, so keeping it short costs nothing per batch.
             try:
-                probabilities = await loop.run_in_executor(self._executor, self.predict_batch, images)
-            except Exception as error:  # One failed call fails its own requests, never the loop.
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), row in zip(live, probabilities, strict=True):
-                if not future.done():
-                    future.set_result(row)
+                self._call(batch)
+            except BaseException:
+                with self._arrived:
+                    self._calling = False  # Whoever submits next makes the calls.
+                raise
 
-    async def _gather(self, queue: asyncio.Queue) -> list[tuple[np.ndarray, asyncio.Future]]:
-        """The next batch: the first waiting request, everything queued behind it, up to max_batch."""
-        batch = [await queue.get()]
-        deadline = asyncio.get_running_loop().time() + self.max_wait
-        while len(batch) < self.max_batch:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+    def _call(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+        try:
+            probabilities = self.predict_batch(np.stack([image for image, _ in batch]))
+        except Exception as error:  # One failed call fails its own requests, never the batcher.
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for (_, future), row in zip(batch, probabilities, strict=True):
+            future.set_result(row)

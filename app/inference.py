@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -35,10 +35,15 @@ class Predictor:
 
     async def predict_bytes(self, data: bytes, include_image: bool = False) -> Prediction:
         """Preprocess and classify one upload; preprocessing errors propagate to the error handlers."""
-        digit = await asyncio.get_running_loop().run_in_executor(self.preprocess_pool, preprocess, data, self.max_pixels)
-        probabilities = await self.batcher.predict(digit)
+        digit, answer = await asyncio.get_running_loop().run_in_executor(self.preprocess_pool, self._preprocess_and_submit, data)
+        # Done already when the preprocessing thread made the model call itself (no call was running).
+        probabilities = answer.result() if answer.done() else await asyncio.wrap_future(answer)
         self.metrics.count_predictions(probabilities.argmax(keepdims=True))
         return self._prediction(probabilities, digit if include_image else None)
+
+    def _preprocess_and_submit(self, data: bytes) -> tuple[np.ndarray, Future]:
+        digit = preprocess(data, self.max_pixels)
+        return digit, self.batcher.submit(digit)
 
     async def predict_many(self, uploads: list[tuple[str | None, bytes]], include_image: bool = False) -> list[BatchItem]:
         """Classify several uploads in one model call; a bad file gets its own error entry."""
@@ -52,8 +57,9 @@ class Predictor:
         return await run_in_threadpool(self._explain_bytes, data, method)
 
     def close(self) -> None:
-        """Let queued preprocessing finish, then stop its threads."""
+        """Let queued preprocessing and model calls finish, then stop the threads."""
         self.preprocess_pool.shutdown(wait=True)
+        self.batcher.close()
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for already-preprocessed (N, 28, 28) images (the protocol endpoints)."""

@@ -35,14 +35,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device, backend=loaded.backend).set(1)
         # With batching off (a maximum of 1) requests still queue for the one model thread, alone.
         batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms)
-        await batcher.start()
         predictor = Predictor(loaded, metrics, settings.max_pixels, batcher, settings.preprocess_threads)
         app.state.predictor = predictor
         app.state.ready = True
         logger.info("model %s (version %s) from %s, served by %s on %s", loaded.name, loaded.version, settings.model_path, loaded.backend, device)
         yield
         app.state.ready = False
-        await batcher.stop()
         predictor.close()
 
     app = FastAPI(

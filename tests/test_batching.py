@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -24,44 +26,49 @@ def digits(mnist):
     return mnist.x_test[:40].astype(np.float32) / 255.0
 
 
-async def _gather_predictions(batcher: MicroBatcher, images: np.ndarray) -> np.ndarray:
-    await batcher.start()
-    try:
-        return np.stack(await asyncio.gather(*(batcher.predict(image) for image in images)))
-    finally:
-        await batcher.stop()
+def submit_together(batcher: MicroBatcher, images: np.ndarray, stagger_s: float = 0.0) -> np.ndarray:
+    """Submit each image from a thread of its own, all at once (or `stagger_s` apart); their answers in order."""
+    start = threading.Barrier(len(images))
+
+    def submit(index: int):
+        start.wait()
+        time.sleep(stagger_s * index)
+        return batcher.submit(images[index]).result(timeout=30)
+
+    with ThreadPoolExecutor(max_workers=len(images)) as pool:
+        return np.stack(list(pool.map(submit, range(len(images)))))
+
+
+def slowed(predict, seconds: float = 0.02):
+    """The model call made slower, so that images submitted together queue behind a running call."""
+
+    def slow_predict(images):
+        time.sleep(seconds)
+        return predict(images)
+
+    return slow_predict
 
 
 def test_concurrent_requests_share_calls_and_match_single_calls(classifier, digits):
-    batcher = MicroBatcher(classifier.predict, max_batch=16)
-    batched = asyncio.run(_gather_predictions(batcher, digits))
+    batcher = MicroBatcher(slowed(classifier.predict), max_batch=16)
+    batched = submit_together(batcher, digits)
     alone = np.concatenate([classifier.predict(image[np.newaxis]) for image in digits])
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     assert max(batcher.batch_sizes) > 1, "40 concurrent requests should not run one by one"
     assert max(batcher.batch_sizes) <= 16 and sum(batcher.batch_sizes) == 40
 
 
-def test_a_lone_request_runs_at_once_alone(classifier, digits):
+def test_a_lone_request_is_called_at_once_by_its_own_thread(classifier, digits):
     batcher = MicroBatcher(classifier.predict, max_batch=32, max_wait_ms=0)
-    asyncio.run(_gather_predictions(batcher, digits[:1]))
+    answer = batcher.submit(digits[0])
+    assert answer.done(), "with no call running, the submitting thread makes the call itself"
     assert batcher.batch_sizes == [1]
+    np.testing.assert_allclose(answer.result(), classifier.predict(digits[:1])[0], atol=1e-6)
 
 
 def test_waiting_gathers_requests_that_arrive_a_little_later(classifier, digits):
-    async def staggered(batcher):
-        await batcher.start()
-        try:
-
-            async def later(index):
-                await asyncio.sleep(0.002 * index)
-                return await batcher.predict(digits[index])
-
-            return await asyncio.gather(*(later(index) for index in range(4)))
-        finally:
-            await batcher.stop()
-
-    batcher = MicroBatcher(classifier.predict, max_batch=32, max_wait_ms=50)
-    asyncio.run(staggered(batcher))
+    batcher = MicroBatcher(classifier.predict, max_batch=32, max_wait_ms=200)
+    submit_together(batcher, digits[:4], stagger_s=0.005)
     assert batcher.batch_sizes == [4]
 
 
@@ -74,17 +81,17 @@ def test_a_failing_model_call_fails_its_requests_and_the_batcher_goes_on(digits)
             raise RuntimeError("model failed")
         return np.zeros((len(images), 10), np.float32)
 
-    async def scenario():
-        batcher = MicroBatcher(flaky)
-        await batcher.start()
-        try:
-            with pytest.raises(RuntimeError, match="model failed"):
-                await batcher.predict(digits[0])
-            return await batcher.predict(digits[1])
-        finally:
-            await batcher.stop()
+    batcher = MicroBatcher(flaky)
+    with pytest.raises(RuntimeError, match="model failed"):
+        batcher.submit(digits[0]).result()
+    assert batcher.submit(digits[1]).result().shape == (10,)
 
-    assert asyncio.run(scenario()).shape == (10,)
+
+def test_a_closed_batcher_refuses_new_images(classifier, digits):
+    batcher = MicroBatcher(classifier.predict)
+    batcher.close()
+    with pytest.raises(RuntimeError, match="shutting down"):
+        batcher.submit(digits[0])
 
 
 def test_batch_size_must_be_positive(classifier):
