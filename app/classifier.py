@@ -119,39 +119,47 @@ class Classifier:
         path = Path(path)
         digest = file_sha256(path) if path.is_file() else ""
         check_card_digest(path, digest)
-        version = digest[:12]
         cached = read_copy(cache_dir, digest) if backend == "litert" and cache_dir and digest else None
-        if cached is not None:
-            runtime = LiteRTRuntime(cached.flatbuffer, threads)
-            try:
-                check_against(runtime, cached.reference)
-            except RuntimeMismatch as error:
-                logger.warning("the cached LiteRT copy is not used: %s", error)
-            else:
-                classifier = cls(runtime, name, version, backend)
-                if keras_in_background:
-                    threading.Thread(target=classifier._load_keras, args=(path, threads), name="keras-loader", daemon=True).start()
-                else:
-                    classifier._load_keras(path, threads)
-                    classifier.model  # noqa: B018 (raises the reason when the Keras model failed to load)
-                classifier.warm_up()
-                return classifier
+        classifier = cls._from_copy(cached, path, name, digest, threads, keras_in_background) if cached else None
+        if classifier is None:
+            classifier = cls._from_keras(path, name, digest, backend, threads, cache_dir)
+        classifier.warm_up()
+        return classifier
+
+    @classmethod
+    def _from_copy(cls, copy: LiteRTCopy, path: Path, name: str, digest: str, threads: int, keras_in_background: bool) -> Classifier | None:
+        """Serve a cached LiteRT copy that still reproduces the Keras model's probabilities, or None."""
+        runtime = LiteRTRuntime(copy.flatbuffer, threads)
+        try:
+            check_against(runtime, copy.reference)
+        except RuntimeMismatch as error:
+            logger.warning("the cached LiteRT copy is not used: %s", error)
+            return None
+        classifier = cls(runtime, name, digest[:12], "litert")
+        if keras_in_background:
+            threading.Thread(target=classifier._load_keras, args=(path, threads), name="keras-loader", daemon=True).start()
+        else:
+            classifier._load_keras(path, threads)
+            classifier.model  # noqa: B018 (raises the reason when the Keras model failed to load)
+        return classifier
+
+    @classmethod
+    def _from_keras(cls, path: Path, name: str, digest: str, backend: Backend, threads: int, cache_dir: Path | None) -> Classifier:
+        """Load the Keras model and build the backend's call from it, caching a LiteRT copy."""
         set_compute_threads(threads)
         model = load_keras_model(path)
         keras_runtime = KerasRuntime(model)
-        runtime: Runtime = keras_runtime
-        if backend == "litert":
-            runtime = LiteRTRuntime.from_keras(model, threads)
-            reference = keras_runtime(probe_images())
-            try:
-                check_against(runtime, reference)
-            except RuntimeMismatch as error:
-                raise ModelLoadError(f"the litert backend cannot serve {path}: {error}; set DIGITSERVE_BACKEND=keras") from None
-            if cache_dir and digest:
-                write_copy(cache_dir, digest, LiteRTCopy(runtime.flatbuffer, reference))
-        classifier = cls(runtime, name, version, backend, model=model)
-        classifier.warm_up()
-        return classifier
+        if backend == "keras":
+            return cls(keras_runtime, name, digest[:12], backend, model=model)
+        runtime = LiteRTRuntime.from_keras(model, threads)
+        reference = keras_runtime(probe_images())
+        try:
+            check_against(runtime, reference)
+        except RuntimeMismatch as error:
+            raise ModelLoadError(f"the litert backend cannot serve {path}: {error}; set DIGITSERVE_BACKEND=keras") from None
+        if cache_dir and digest:
+            write_copy(cache_dir, digest, LiteRTCopy(runtime.flatbuffer, reference))
+        return cls(runtime, name, digest[:12], backend, model=model)
 
     @property
     def model(self):

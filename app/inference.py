@@ -11,8 +11,8 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from app.batching import MicroBatcher
-from app.classifier import Classifier
-from app.errors import preprocess_answer
+from app.classifier import Classifier, ModelLoadError
+from app.errors import RequestError, preprocess_answer
 from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
 from app.preprocess import PreprocessError, preprocess, to_png
@@ -72,7 +72,10 @@ class Predictor:
         """The explainer, built on the first /explain so that plain predictions never pay for it."""
         with self._explainer_lock:
             if self._explainer is None:
-                self._explainer = Explainer(self.classifier.model)
+                try:
+                    self._explainer = Explainer(self.classifier.model)
+                except ModelLoadError as error:
+                    raise RequestError(f"Explanations are unavailable: {error}", 503) from None
             return self._explainer
 
     def _explain_bytes(self, data: bytes, method: Method) -> ExplainedPrediction:

@@ -120,3 +120,18 @@ def test_the_service_reports_its_backend(settings):
 
     with TestClient(create_app(settings.model_copy(update={"backend": "keras"}))) as client:
         assert 'backend="keras"' in client.get("/metrics").text
+
+
+def test_explanations_answer_503_when_the_keras_model_cannot_load(shipped_model_path, tmp_path, settings):
+    from fastapi.testclient import TestClient
+
+    Classifier.load(shipped_model_path, cache_dir=tmp_path)
+    copy = read_copy(tmp_path, file_sha256(shipped_model_path))
+    classifier = Classifier(LiteRTRuntime(copy.flatbuffer), "digitserve", "test", "litert")
+    classifier._load_keras(tmp_path / "gone.keras", threads=1)  # what the background loader meets when the file vanished
+    upload = {"file": ("digit.png", (ROOT / "tests" / "data" / "digit.png").read_bytes(), "image/png")}
+    with TestClient(create_app(settings, classifier=classifier)) as client:
+        assert client.post("/predict", files=upload).status_code == 200
+        response = client.post("/explain", files=upload)
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Explanations are unavailable: model file") and "does not exist" in response.json()["detail"]
