@@ -14,11 +14,10 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app.artifacts import read_copy
-from app.classifier import Classifier, ModelLoadError, check_card_digest, file_sha256
+from app.classifier import Classifier, ModelLoadError, check_card_digest, checked_runtime, file_sha256
 from app.config import Settings, get_settings
 from app.logs import log_config
 from app.main import create_app, load_classifier
-from app.runtimes import LiteRTRuntime, RuntimeMismatch, check_against
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,13 +63,10 @@ def has_checked_copy(settings: Settings) -> bool:
         return False
     try:
         check_card_digest(path, digest := file_sha256(path))
-        copy = read_copy(settings.cache_dir, digest)
-        if copy is None:
-            return False
-        check_against(LiteRTRuntime(copy.flatbuffer), copy.reference)
-        return True
-    except (ModelLoadError, RuntimeMismatch, ValueError, RuntimeError):
+    except ModelLoadError:
         return False
+    copy = read_copy(settings.cache_dir, digest)
+    return copy is not None and checked_runtime(copy) is not None
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -129,11 +129,8 @@ class Classifier:
     @classmethod
     def _from_copy(cls, copy: LiteRTCopy, path: Path, name: str, digest: str, threads: int, keras_in_background: bool) -> Classifier | None:
         """Serve a cached LiteRT copy that still reproduces the Keras model's probabilities, or None."""
-        runtime = LiteRTRuntime(copy.flatbuffer, threads)
-        try:
-            check_against(runtime, copy.reference)
-        except RuntimeMismatch as error:
-            logger.warning("the cached LiteRT copy is not used: %s", error)
+        runtime = checked_runtime(copy, threads)
+        if runtime is None:
             return None
         classifier = cls(runtime, name, digest[:12], "litert")
         if keras_in_background:
@@ -200,6 +197,17 @@ class Classifier:
         """Where the model call runs: the GPU's name, or CPU."""
         gpu = gpu_name() if self.backend == "keras" else None
         return f"GPU ({gpu})" if gpu else "CPU"
+
+
+def checked_runtime(copy: LiteRTCopy, threads: int = 1) -> LiteRTRuntime | None:
+    """The cached copy ready to serve, or None (with a warning) when it no longer reproduces the Keras model."""
+    try:
+        runtime = LiteRTRuntime(copy.flatbuffer, threads)
+        check_against(runtime, copy.reference)
+    except (RuntimeMismatch, ValueError, RuntimeError) as error:  # The interpreter rejects a malformed flatbuffer.
+        logger.warning("the cached LiteRT copy is not used: %s", error)
+        return None
+    return runtime
 
 
 def gpu_name() -> str | None:

@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         loaded = classifier or load_classifier(settings, keras_in_background=True)
         device = loaded.device()
         metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device, backend=loaded.backend).set(1)
-        # With batching off (a maximum of 1) requests still queue for the one model thread, alone.
+        # With batching off (a maximum of 1) requests still take turns on the model, one image a call.
         batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms)
         predictor = Predictor(loaded, metrics, settings.max_pixels, batcher, settings.preprocess_threads)
         app.state.predictor = predictor

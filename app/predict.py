@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
     try:
-        classifier = Classifier.load(args.model or settings.model_path, settings.model_name, settings.backend, settings.model_threads)
+        classifier = Classifier.load(
+            args.model or settings.model_path, settings.model_name, settings.backend, settings.model_threads, cache_dir=settings.cache_dir or None
+        )
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
