@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from threadpoolctl import threadpool_limits
 
 from app import protocols, routes
 from app.batching import MicroBatcher
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Preprocessing's small matrix products would otherwise wake BLAS's own thread pool on every
+        # request, which then spins on the cores the preprocessing threads need.
+        threadpool_limits(1, user_api="blas")
         loaded = classifier or load_classifier(settings, keras_in_background=True)
         device = loaded.device()
         metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device, backend=loaded.backend).set(1)

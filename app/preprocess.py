@@ -14,9 +14,10 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 MNIST_SIZE = 28
@@ -35,6 +36,8 @@ MIN_CONTRAST = 0.12
 NOISE_FLOOR = 0.15
 # Paper and lighting are judged on a grid of CELLS x CELLS block means, in TILES x TILES tiles.
 CELLS, TILES = 32, 8
+# Tile indices with the first and last repeated: indexing with them pads the grid by its edge.
+TILE_INDEX_PADDED = np.clip(np.arange(-1, TILES + 1), 0, TILES - 1)
 RING = np.ones((CELLS, CELLS), dtype=bool)
 RING[2:-2, 2:-2] = False
 # Paper whose level varies less than this across the image is treated as one flat level.
@@ -44,6 +47,9 @@ MAX_INK_SHARE = 0.6
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 # Stroke width, in pixels of the 20x20 box, outside which strokes are thickened or thinned.
 MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 5.0, 2.2
+
+# The `info` keys that Pillow's `getexif` reads an orientation from, besides a TIFF's own tags.
+ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -126,8 +132,15 @@ def _decode_opened(image: Image.Image, max_pixels: int) -> DecodedImage:
         image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIDE // 2 + 1, WORKING_SIDE // 2 + 1))
     image.seek(0)
     image.load()
-    ImageOps.exif_transpose(image, in_place=True)
+    if _may_carry_orientation(image):
+        ImageOps.exif_transpose(image, in_place=True)
     return DecodedImage(pixels=_to_gray(_reduce(image)), format=image_format, width=width, height=height)
+
+
+def _may_carry_orientation(image: Image.Image) -> bool:
+    """Whether the image has any of the metadata Pillow reads an orientation from (EXIF, XMP, TIFF tags)."""
+    # Reading EXIF costs more than the rest of decoding a small PNG, which mostly has none.
+    return not ORIENTATION_SOURCES.isdisjoint(image.info) or hasattr(image, "tag_v2")
 
 
 def _reduce(image: Image.Image) -> Image.Image:
@@ -223,7 +236,34 @@ def _ink_map(gray: np.ndarray) -> np.ndarray:
 
 def _cell_means(gray: np.ndarray) -> np.ndarray:
     """The image averaged down to a CELLS x CELLS grid: enough to judge paper and light, and cheap."""
-    return np.asarray(Image.fromarray(gray, mode="F").resize((CELLS, CELLS), Image.Resampling.BOX))
+    height, width = gray.shape
+    return _resampling_matrix(height, CELLS, "box") @ gray @ _resampling_matrix(width, CELLS, "box").T
+
+
+@lru_cache(maxsize=512)
+def _resampling_matrix(source: int, target: int, kind: str) -> np.ndarray:
+    """The (target, source) weights of Pillow's BOX or BILINEAR resize along one axis.
+
+    A resize is separable, so `rows @ image @ columns.T` is the resized image: two small matrix
+    products instead of a round trip through a Pillow image and back.
+    """
+    scale = source / target
+    filter_scale = max(scale, 1.0)
+    support = (0.5 if kind == "box" else 1.0) * filter_scale
+    weights = np.zeros((target, source), dtype=np.float64)
+    for index in range(target):
+        centre = (index + 0.5) * scale
+        first = max(int(centre - support + 0.5), 0)
+        last = min(int(centre + support + 0.5), source)
+        offsets = (np.arange(first, last) - centre + 0.5) / filter_scale
+        if kind == "box":
+            row = ((offsets > -0.5) & (offsets <= 0.5)).astype(np.float64)
+        else:
+            row = np.clip(1.0 - np.abs(offsets), 0.0, None)
+        weights[index, first:last] = row / row.sum()
+    weights = weights.astype(np.float32)
+    weights.flags.writeable = False
+    return weights
 
 
 def _is_light_paper(cells: np.ndarray) -> bool:
@@ -270,17 +310,23 @@ def _background(gray: np.ndarray, cells: np.ndarray) -> np.ndarray | np.float32:
     blocks = np.partition(blocks, (middle - 1, middle), axis=-1)
     levels = (blocks[..., middle - 1] + blocks[..., middle]) * np.float32(0.5)
     # A tile covered by a thick stroke reports ink, not paper: take its darkest neighbour instead.
-    levels = ndimage.minimum_filter(levels, size=3, mode="nearest")
+    levels = _minimum_of_neighbours(levels)
     if levels.max() - levels.min() < FLAT_PAPER:
-        return np.float32(levels.mean())
-    tile_image = Image.fromarray(levels.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(tile_image, dtype=np.float32)
+        return np.float32(levels.sum() / levels.size)
+    return _resampling_matrix(TILES, height, "bilinear") @ levels @ _resampling_matrix(TILES, width, "bilinear").T
+
+
+def _minimum_of_neighbours(levels: np.ndarray) -> np.ndarray:
+    """The minimum over each tile's 3x3 neighbourhood, the edge tiles repeated outwards."""
+    padded = levels[TILE_INDEX_PADDED][:, TILE_INDEX_PADDED]
+    rows = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
+    return np.minimum(np.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:
     """Remove connected blobs far smaller than the digit (dust, JPEG blocks, stray dots)."""
     # Label blobs at half resolution: a quarter of the work, and a speck is still a speck.
-    coarse = np.asarray(Image.fromarray(ink).reduce(2)) > 0
+    coarse = _half_resolution_ink(ink)
     labels, count = ndimage.label(coarse, structure=EIGHT_NEIGHBOURS)
     if count <= 1:
         return ink
@@ -291,6 +337,23 @@ def _drop_specks(ink: np.ndarray) -> np.ndarray:
         return ink
     keep_mask = np.repeat(np.repeat(keep[labels], 2, axis=0), 2, axis=1)[: ink.shape[0], : ink.shape[1]]
     return np.where(keep_mask, ink, np.uint8(0))
+
+
+def _half_resolution_ink(ink: np.ndarray) -> np.ndarray:
+    """Where a 2x2 block of `ink` rounds to a mean above zero, as Pillow's `reduce(2)` rounds it."""
+    height, width = ink.shape
+    padded = np.zeros((height + height % 2, width + width % 2), dtype=np.uint16)
+    padded[:height, :width] = ink
+    sums = padded[0::2, 0::2] + padded[1::2, 0::2]
+    sums += padded[0::2, 1::2]
+    sums += padded[1::2, 1::2]
+    coarse = sums >= 2
+    # A block cut short by an odd edge averages fewer pixels: any ink at all rounds up there.
+    if height % 2:
+        coarse[-1] = sums[-1] >= 1
+    if width % 2:
+        coarse[:, -1] = sums[:, -1] >= 1
+    return coarse
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -312,29 +375,35 @@ def _fit_box(crop: np.ndarray) -> np.ndarray:
     height, width = crop.shape
     scale = MNIST_BOX / max(height, width)
     # Work at 4x the final size so strokes can be adjusted, then average down (anti-aliasing).
-    # Pillow widens its filter when shrinking, so bilinear is anti-aliased both ways.
-    fine_size = (max(1, round(width * 4 * scale)), max(1, round(height * 4 * scale)))
-    fine = _normalise_strokes(Image.fromarray(crop).resize(fine_size, Image.Resampling.BILINEAR))
-    box_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    pixels = np.asarray(fine.resize(box_size, Image.Resampling.BOX), dtype=np.float32)
+    # The bilinear weights widen when shrinking, as Pillow's do, so it is anti-aliased both ways.
+    fine_height, fine_width = max(1, round(height * 4 * scale)), max(1, round(width * 4 * scale))
+    fine = _resize(crop.astype(np.float32), fine_height, fine_width, "bilinear")
+    fine = _normalise_strokes(fine)
+    pixels = _resize(fine, max(1, round(height * scale)), max(1, round(width * scale)), "box")
     peak = pixels.max()
     return pixels / peak if peak > 0 else pixels
 
 
-def _normalise_strokes(fine: Image.Image) -> Image.Image:
+def _resize(image: np.ndarray, height: int, width: int, kind: str) -> np.ndarray:
+    """Resize a float image as Pillow's BOX or BILINEAR filter would, without its 8-bit rounding."""
+    rows = _resampling_matrix(image.shape[0], height, kind)
+    columns = _resampling_matrix(image.shape[1], width, kind)
+    return rows @ image @ columns.T
+
+
+def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
     """Thicken hairlines and thin marker strokes towards MNIST's pen width (in the 4x grid)."""
-    pixels = np.asarray(fine)
-    width = _stroke_width(pixels > pixels.max() // 2) / 4.0
+    width = _stroke_width(fine > fine.max() / 2) / 4.0
     if width <= 0:
         return fine
     if width < MIN_STROKE:
         size = 2 * round((TARGET_STROKE - width) * 4.0 / 2.0) + 1
-        return fine.filter(ImageFilter.MaxFilter(max(3, size)))
+        return ndimage.maximum_filter(fine, size=max(3, size), mode="nearest")
     if width > MAX_STROKE:
         size = 2 * round((width - TARGET_STROKE) * 4.0 / 2.0) + 1
-        thinned = fine.filter(ImageFilter.MinFilter(max(3, size)))
+        thinned = ndimage.minimum_filter(fine, size=max(3, size), mode="nearest")
         # Never thin a digit away: keep the original where thinning would erase it.
-        return thinned if thinned.getextrema()[1] > 127 else fine
+        return thinned if thinned.max() > 127 else fine
     return fine
 
 

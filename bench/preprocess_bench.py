@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from app.preprocess import decode, preprocess, to_mnist  # noqa: E402
 from bench.images import IMAGES  # noqa: E402
 
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    threadpool_limits(1, user_api="blas")  # as the service runs it
     results = measure(args.repeats)
     print(json.dumps(results, indent=2) if args.json else report(results))
     return 0

@@ -112,7 +112,8 @@ def test_supported_formats(fmt, mnist):
     assert_mnist_like(digit)
 
 
-def test_exif_orientation_is_applied():
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_exif_orientation_is_applied(fmt):
     # An L-shaped mark: stored rotated, tagged so that viewers turn it upright.
     upright = np.full((200, 200), 255, dtype=np.uint8)
     upright[30:170, 60:80] = 0
@@ -120,9 +121,28 @@ def test_exif_orientation_is_applied():
     stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6
-    from_exif = pp.preprocess(encode(stored, "JPEG", quality=95, exif=exif.tobytes()))
-    expected = pp.preprocess(encode(Image.fromarray(upright), "JPEG", quality=95))
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    from_exif = pp.preprocess(encode(stored, fmt, exif=exif.tobytes(), **options))
+    expected = pp.preprocess(encode(Image.fromarray(upright), fmt, **options))
     assert np.abs(from_exif - expected).mean() < 0.03
+    assert np.abs(pp.preprocess(encode(stored, fmt, **options)) - expected).mean() > 0.03, "the tag is what turned it"
+
+
+@pytest.mark.parametrize("kind, resampling", [("box", Image.Resampling.BOX), ("bilinear", Image.Resampling.BILINEAR)])
+def test_resampling_matrices_match_pillow(kind, resampling):
+    rng = np.random.default_rng(0)
+    for source_height, source_width, height, width in [(140, 140, 32, 32), (8, 8, 250, 173), (104, 82, 80, 63), (3, 50, 32, 32), (80, 63, 20, 16)]:
+        image = rng.random((source_height, source_width), dtype=np.float32)
+        expected = np.asarray(Image.fromarray(image, mode="F").resize((width, height), resampling))
+        np.testing.assert_allclose(pp._resize(image, height, width, kind), expected, atol=1e-5)
+
+
+def test_half_resolution_ink_rounds_as_pillow_reduce():
+    rng = np.random.default_rng(0)
+    for height, width in [(2, 2), (3, 3), (7, 10), (40, 33), (1, 9)]:
+        ink = (rng.integers(0, 3, (height, width)) * (rng.random((height, width)) < 0.4)).astype(np.uint8)
+        expected = np.asarray(Image.fromarray(ink).reduce(2)) > 0
+        np.testing.assert_array_equal(pp._half_resolution_ink(ink), expected)
 
 
 def test_uneven_lighting_is_not_ink():
