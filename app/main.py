@@ -35,14 +35,15 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         # request, which then spins on the cores the preprocessing threads need.
         threadpool_limits(1, user_api="blas")
         loaded = classifier or load_classifier(settings, keras_in_background=True)
-        device = loaded.device()
-        metrics.model_info.labels(name=loaded.name, version=loaded.version, device=device, backend=loaded.backend).set(1)
+        metrics.show_model(loaded)
         # With batching off (a maximum of 1) requests still take turns on the model, one image a call.
         batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms)
         predictor = Predictor(loaded, metrics, settings.max_pixels, batcher, settings.preprocess_threads)
         app.state.predictor = predictor
         app.state.ready = True
-        logger.info("model %s (version %s) from %s, served by %s on %s", loaded.name, loaded.version, settings.model_path, loaded.backend, device)
+        logger.info(
+            "model %s (version %s) from %s, served by %s on %s", loaded.name, loaded.version, settings.model_path, loaded.backend, loaded.device()
+        )
         yield
         app.state.ready = False
         predictor.close()

@@ -36,6 +36,16 @@ class Metrics:
         # Each labelled child is looked up once: `labels()` takes a lock and builds a key per call.
         self._digit_counters = [self.predictions.labels(digit=str(digit)) for digit in range(10)]
         self._request_children: dict[tuple[str, str, int], tuple] = {}
+        self._shown_model: tuple[str, str, str] | None = None
+
+    def show_model(self, classifier) -> None:
+        """Label the model-info gauge with what serves now: the backend can change once, after start-up."""
+        shown = (classifier.name, classifier.version, classifier.backend)
+        if shown == self._shown_model:
+            return
+        self.model_info.clear()
+        self.model_info.labels(name=classifier.name, version=classifier.version, device=classifier.device(), backend=classifier.backend).set(1)
+        self._shown_model = shown
 
     def count_predictions(self, digits) -> None:
         """Count one prediction per digit in `digits`."""

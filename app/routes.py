@@ -100,4 +100,8 @@ def readyz(request: Request, response: Response):
 @router.get("/metrics", tags=["operations"], response_class=Response)
 def metrics(request: Request):
     """Prometheus metrics: requests and latency by route and status, predictions by digit, model info."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics = request.app.state.metrics
+    predictor = getattr(request.app.state, "predictor", None)
+    if predictor is not None:
+        metrics.show_model(predictor.classifier)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

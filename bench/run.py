@@ -216,17 +216,25 @@ def measure_server(server: Server, args, workdir: Path, script: Path) -> dict:
     return result
 
 
+BATCH_CLIENTS = 8
+
+
 def measure_batch(port: int, args, workdir: Path, script: Path) -> dict:
-    """/predict/batch with 64 280x280 PNGs per request: images per second."""
+    """/predict/batch with 64 280x280 PNGs per request: images per second.
+
+    Each keep-alive connection stays with the worker process that accepted it, so with as few
+    clients as workers they all land on one worker about half the time, leaving a core idle.
+    BATCH_CLIENTS connections keep every worker busy, which is the throughput being measured.
+    """
     image = png_280()
     body, content_type = multipart_files([(image, "image/png", f"digit{index}.png") for index in range(64)], "files")
     body_path = workdir / "batch64.body"
     body_path.write_bytes(body)
     url = f"http://127.0.0.1:{port}/predict/batch"
-    run_wrk(url, body_path, content_type, 2, 1, script)
-    run = run_wrk(url, body_path, content_type, 2, args.seconds, script)
+    run_wrk(url, body_path, content_type, BATCH_CLIENTS, 1, script)
+    run = run_wrk(url, body_path, content_type, BATCH_CLIENTS, args.seconds, script)
     run["images_per_s"] = run["requests_per_s"] * 64
-    print(f"   /predict/batch, 64 x 280x280 PNG, 2 clients: {run['images_per_s']:.0f} images/s, errors {run['errors']}", flush=True)
+    print(f"   /predict/batch, 64 x 280x280 PNG, {BATCH_CLIENTS} clients: {run['images_per_s']:.0f} images/s, errors {run['errors']}", flush=True)
     return run
 
 
@@ -261,7 +269,7 @@ def checks(results: list[dict], preprocessing: dict) -> list[tuple[str, str, boo
             digitserve["tensorflow_loaded_s"] <= 5,
         ),
         ("RSS after load <= 800 MB per worker", f"{rss_per_worker:.0f} MB", rss_per_worker <= 800),
-        ("/predict/batch, 64 280x280 PNGs >= 2,000 images/s", f"{images_per_s:,.0f}/s", images_per_s >= 2000),
+        (f"/predict/batch, 64 280x280 PNGs, {BATCH_CLIENTS} clients >= 2,000 images/s", f"{images_per_s:,.0f}/s", images_per_s >= 2000),
         ("preprocessing p50, 280x280 PNG <= 0.5 ms", f"{png:.3f} ms", png <= 0.5),
         ("preprocessing p50, 2000x2000 JPEG <= 10 ms", f"{jpeg:.2f} ms", jpeg <= 10),
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from app.artifacts import LiteRTCopy, read_copy, write_copy
 from app.classifier import Classifier, file_sha256, load_keras_model
@@ -84,9 +85,12 @@ def test_a_wrong_copy_under_the_model_s_name_is_caught_against_keras(shipped_mod
     write_copy(tmp_path, digest, LiteRTCopy(impostor.flatbuffer, KerasRuntime(other)(probe_images())))
     with caplog.at_level(logging.ERROR, logger="digitserve"):
         classifier = Classifier.load(shipped_model_path, cache_dir=tmp_path, keras_in_background=True)
-        classifier.model  # noqa: B018 (waits for the background check)
+        with TestClient(create_app(classifier=classifier)) as client:
+            classifier.model  # noqa: B018 (waits for the background check)
+            metrics = client.get("/metrics").text
     assert classifier.backend == "keras"
     assert "disagrees" in caplog.text
+    assert 'backend="keras"' in metrics and 'backend="litert"' not in metrics, "the metric follows the switch"
     images = probe_images()
     np.testing.assert_allclose(classifier.predict(images), KerasRuntime(classifier.model)(images), atol=1e-6)
 
