@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,8 @@ class Classifier:
         self._model = model
         self._model_error: ModelLoadError | None = None
         self._model_loaded = threading.Event()
+        self._on_model_loaded: list[Callable[[], None]] = []
+        self._on_model_loaded_lock = threading.Lock()
         if model is not None:
             self._model_loaded.set()
 
@@ -166,6 +169,14 @@ class Classifier:
             raise self._model_error
         return self._model
 
+    def when_model_loaded(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the Keras model has loaded or failed to; at once if it already has."""
+        with self._on_model_loaded_lock:
+            if not self._model_loaded.is_set():
+                self._on_model_loaded.append(callback)
+                return
+        callback()
+
     def _load_keras(self, path: Path, threads: int) -> None:
         """Load the Keras model behind a cached copy and check the copy against it once more."""
         try:
@@ -182,7 +193,11 @@ class Classifier:
             logger.error("the Keras model behind the cached copy cannot be loaded: %s", error)
             self._model_error = error
         finally:
-            self._model_loaded.set()
+            with self._on_model_loaded_lock:
+                self._model_loaded.set()
+                callbacks, self._on_model_loaded = self._on_model_loaded, []
+            for callback in callbacks:
+                callback()
 
     def warm_up(self) -> None:
         """Run the compiled call once for each common batch size so the first requests are not slow."""

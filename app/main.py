@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,7 +35,18 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         # Preprocessing's small matrix products would otherwise wake BLAS's own thread pool on every
         # request, which then spins on the cores the preprocessing threads need.
         threadpool_limits(1, user_api="blas")
-        loaded = classifier or load_classifier(settings, keras_in_background=True)
+        # TensorFlow and the Keras model leave ~300k long-lived objects, and a full garbage
+        # collection walks them all, stalling every thread for 0.3-0.4 s: several times while they
+        # load, and about once a minute in each worker under load after that (measured). Collect nothing while
+        # the model loads, then freeze what exists so that later collections skip it.
+        gc.disable()
+        try:
+            loaded = classifier or load_classifier(settings, keras_in_background=True)
+        except BaseException:
+            gc.enable()
+            raise
+        # In the background when the Keras model is still loading, at once otherwise.
+        loaded.when_model_loaded(freeze_heap)
         metrics.show_model(loaded)
         # With batching off (a maximum of 1) requests still take turns on the model, one image a call.
         batcher = MicroBatcher(loaded.predict, settings.batch_max_size, settings.batch_max_wait_ms)
@@ -88,6 +100,12 @@ def load_classifier(settings: Settings, keras_in_background: bool = False) -> Cl
         cache_dir=settings.cache_dir or None,
         keras_in_background=keras_in_background,
     )
+
+
+def freeze_heap() -> None:
+    """Hide every object that exists now from the garbage collector for good, and turn it back on."""
+    gc.freeze()
+    gc.enable()
 
 
 def _package_version() -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.artifacts import LiteRTCopy, read_copy, write_copy
-from app.classifier import Classifier, file_sha256, load_keras_model
+from app.classifier import Classifier, ModelLoadError, file_sha256, load_keras_model
+from app.config import Settings
 from app.main import create_app
 from app.runtimes import KerasRuntime, LiteRTRuntime, RuntimeMismatch, check_against, probe_images
+from tests.conftest import digit_png
 from training.architecture import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +97,29 @@ def test_a_wrong_copy_under_the_model_s_name_is_caught_against_keras(shipped_mod
     assert 'backend="keras"' in metrics and 'backend="litert"' not in metrics, "the metric follows the switch"
     images = probe_images()
     np.testing.assert_allclose(classifier.predict(images), KerasRuntime(classifier.model)(images), atol=1e-6)
+
+
+def test_the_heap_is_frozen_once_the_background_load_ends(shipped_model_path, tmp_path, mnist):
+    Classifier.load(shipped_model_path, cache_dir=tmp_path)
+    frozen_before = gc.get_freeze_count()
+    classifier = Classifier.load(shipped_model_path, cache_dir=tmp_path, keras_in_background=True)
+    with TestClient(create_app(classifier=classifier)) as client:
+        assert not gc.isenabled(), "no collections while TensorFlow loads"
+        classifier.model  # noqa: B018 (waits for the background load)
+        deadline = time.monotonic() + 10
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        answer = client.post("/predict", files={"file": ("digit.png", digit_png(mnist.x_test[0]))})
+    assert answer.status_code == 200 and answer.json()["digit"] == mnist.y_test[0]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen_before
+
+
+def test_the_collector_is_back_on_when_start_up_fails(tmp_path):
+    app = create_app(Settings(model_path=tmp_path / "missing.keras", cache_dir=""))
+    with pytest.raises(ModelLoadError), TestClient(app):
+        pass
+    assert gc.isenabled()
 
 
 def test_an_unwritable_cache_only_costs_the_next_start(shipped_model_path, tmp_path, caplog):
