@@ -36,9 +36,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         # request, which then spins on the cores the preprocessing threads need.
         threadpool_limits(1, user_api="blas")
         # TensorFlow and the Keras model leave ~300k long-lived objects, and a full garbage
-        # collection walks them all, stalling every thread for 0.3-0.4 s: several times while they
-        # load, and about once a minute in each worker under load after that (measured). Collect nothing while
-        # the model loads, then freeze what exists so that later collections skip it.
+        # collection walks them all, stalling every thread for 0.3-0.45 s: several times while
+        # they load, and about once a minute in each worker under load after that (measured).
+        # Collect nothing while the model loads, then freeze what exists so later ones skip it.
         gc.disable()
         try:
             loaded = classifier or load_classifier(settings, keras_in_background=True)
