@@ -236,8 +236,7 @@ def _ink_map(gray: np.ndarray) -> np.ndarray:
 
 def _cell_means(gray: np.ndarray) -> np.ndarray:
     """The image averaged down to a CELLS x CELLS grid: enough to judge paper and light, and cheap."""
-    height, width = gray.shape
-    return _resampling_matrix(height, CELLS, "box") @ gray @ _resampling_matrix(width, CELLS, "box").T
+    return _resize(gray, CELLS, CELLS, "box")
 
 
 @lru_cache(maxsize=512)
@@ -264,6 +263,13 @@ def _resampling_matrix(source: int, target: int, kind: str) -> np.ndarray:
     weights = weights.astype(np.float32)
     weights.flags.writeable = False
     return weights
+
+
+def _resize(image: np.ndarray, height: int, width: int, kind: str) -> np.ndarray:
+    """Resize a float image as Pillow's BOX or BILINEAR filter would, without its 8-bit rounding."""
+    rows = _resampling_matrix(image.shape[0], height, kind)
+    columns = _resampling_matrix(image.shape[1], width, kind)
+    return rows @ image @ columns.T
 
 
 def _is_light_paper(cells: np.ndarray) -> bool:
@@ -313,7 +319,7 @@ def _background(gray: np.ndarray, cells: np.ndarray) -> np.ndarray | np.float32:
     levels = _minimum_of_neighbours(levels)
     if levels.max() - levels.min() < FLAT_PAPER:
         return np.float32(levels.sum() / levels.size)
-    return _resampling_matrix(TILES, height, "bilinear") @ levels @ _resampling_matrix(TILES, width, "bilinear").T
+    return _resize(levels, height, width, "bilinear")
 
 
 def _minimum_of_neighbours(levels: np.ndarray) -> np.ndarray:
@@ -382,13 +388,6 @@ def _fit_box(crop: np.ndarray) -> np.ndarray:
     pixels = _resize(fine, max(1, round(height * scale)), max(1, round(width * scale)), "box")
     peak = pixels.max()
     return pixels / peak if peak > 0 else pixels
-
-
-def _resize(image: np.ndarray, height: int, width: int, kind: str) -> np.ndarray:
-    """Resize a float image as Pillow's BOX or BILINEAR filter would, without its 8-bit rounding."""
-    rows = _resampling_matrix(image.shape[0], height, kind)
-    columns = _resampling_matrix(image.shape[1], width, kind)
-    return rows @ image @ columns.T
 
 
 def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
