@@ -1,7 +1,9 @@
-"""Command-line predictor: python -m app.predict IMAGE... [--json]
+"""Command-line predictor: python -m app.predict IMAGE... [--json] [--steps]
 
 Each file goes through the same preprocessing and model as the service. Unreadable files get
 a one-line error; the others are still answered; the exit status is 1 if any file failed.
+With --steps, each image also gets IMAGE.steps.png beside it: what every preprocessing stage
+made of it, side by side, so a misread upload shows where it went wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, GIF, BMP, WebP, TIFF)")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: DIGITSERVE_MODEL_PATH or the shipped model)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    parser.add_argument("--steps", action="store_true", help="also write IMAGE.steps.png: the preprocessing stages side by side")
     return parser.parse_args(argv)
 
 
@@ -38,6 +41,15 @@ def describe(path: Path, probabilities: np.ndarray) -> dict:
     }
 
 
+def write_steps(path: Path, steps: dict[str, np.ndarray], caption: str) -> None:
+    """Write the stages' picture beside the image and say where."""
+    from app.steps import steps_image
+
+    target = path.with_name(path.name + ".steps.png")
+    steps_image(steps, f"{path.name}: {caption}").save(target)
+    print(f"{path}: stages written to {target}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
@@ -50,17 +62,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failures = 0
     for path in args.images:
+        steps = {} if args.steps else None
         try:
-            digit = preprocess(path.read_bytes(), settings.max_pixels)
+            digit = preprocess(path.read_bytes(), settings.max_pixels, steps)
         except OSError as error:
             failures += 1
             print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
             continue
         except PreprocessError as error:
             failures += 1
-            print(f"{path}: error: {preprocess_answer(error)[1]}", file=sys.stderr)
+            sentence = preprocess_answer(error)[1]
+            print(f"{path}: error: {sentence}", file=sys.stderr)
+            if steps:
+                write_steps(path, steps, sentence)
             continue
         answer = describe(path, classifier.predict(digit[np.newaxis])[0])
+        if steps is not None:
+            write_steps(path, steps, f"read as {answer['digit']} ({answer['confidence']:.1%})")
         if args.json:
             print(json.dumps(answer))
         else:

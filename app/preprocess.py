@@ -13,9 +13,11 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from scipy import ndimage
@@ -30,23 +32,86 @@ IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a",
 # Larger images are reduced by a whole factor to at most this many pixels a side (so between
 # half and all of it): a digit needs far fewer, and every later step costs per pixel.
 WORKING_SIDE = 256
-# Ink must stand this far (0-1) above the background, or the image holds no digit.
-MIN_CONTRAST = 0.12
-# After normalising, levels below this are paper texture, shadows or JPEG noise.
+# Images with fewer pixels than this a side are enlarged first, so that the filters below have
+# pixels to work on; images this small are digits (thumbnails, MNIST itself), never noise.
+MIN_WORKING_SIDE = 96
+SMALL_IMAGE_SIDE = 32
+# A pixel this far (0-1) lighter or darker than all its neighbours is an impulse; salt or pepper
+# on this share of the pixels is impulse noise (a dirty scan, dithering) that a median filter removes.
+IMPULSE_STEP = 0.25
+IMPULSE_SHARE = 0.002
+# The sheet, note or board is looked for at this many pixels a side: its outline is coarse.
+SURFACE_SIDE = 128
+# A surface covers this share of the frame: less is a detail, more is the whole picture.
+SURFACE_SHARE = (0.12, 0.9)
+# Paper inside a surface's outline: ink and shadows leave at least this share of it light.
+SURFACE_FILL = 0.8
+# A surface is this much (0-1) lighter than what lies around it, and its edge this share of its size.
+SURFACE_CONTRAST = 0.1
+SURFACE_MARGIN = 0.03
+# The sheet is what is lighter than one of these shares of the way from the desk's level to the paper's.
+SURFACE_SPLITS = (0.25, 0.4, 0.55)
+# At a sheet's edge the level changes by at least this share of the contrast per pixel.
+SURFACE_SHARPNESS = 0.12
+# The background is judged at BACKGROUND_SIDE pixels a side: first a median over this share of
+# the image, to tell which way the ink goes; then the paper's envelope under strokes up to
+# a few times the strokes' width wide (within a share of the image), which follows shadows,
+# vignettes and glare whatever the ink's share.
+BACKGROUND_SIDE = 64
+BACKGROUND_WINDOW = 0.5
+BACKGROUND_STROKES, BACKGROUND_MEDIAN_STROKES = 3.0, 6.0
+BACKGROUND_OPENING, BACKGROUND_MEDIAN = (0.08, 0.3), (0.12, 0.5)
+# Which way the ink goes is judged at this many pixels a side, against medians over windows of
+# these shares of it, where one side holds this many times the other's thin contrast.
+POLARITY_SIDE = 96
+POLARITY_WINDOWS = (0.1, 0.3)
+POLARITY_MARGIN = 1.5
+# Thin contrast summed over the image (grey levels above the noise) per pixel, below which a window does not decide.
+POLARITY_MIN_CONTRAST = 0.02
+# Paper this much (0-1) lighter than the image's usual paper is a region of the other polarity.
+OPPOSITE_PAPER = 0.5
+# Such a band along a side is at most this share of the image wide.
+OPPOSITE_BAND = 0.4
+# Ink stands at least this far (0-1) above the background, and this many times the noise.
+MIN_CONTRAST = 0.03
+MIN_SIGNAL_TO_NOISE = 3.0
+# Ink weaker than this share of its full strength is paper texture, shadow or JPEG noise.
 NOISE_FLOOR = 0.15
-# Paper and lighting are judged on a grid of CELLS x CELLS block means, in TILES x TILES tiles.
-CELLS, TILES = 32, 8
-# Tile indices with the first and last repeated: indexing with them pads the grid by its edge.
-TILE_INDEX_PADDED = np.clip(np.arange(-1, TILES + 1), 0, TILES - 1)
-RING = np.ones((CELLS, CELLS), dtype=bool)
-RING[2:-2, 2:-2] = False
-# Paper whose level varies less than this across the image is treated as one flat level.
-FLAT_PAPER = 0.02
-# A digit covers more than this share of the working image only if it is really a photo of texture.
-MAX_INK_SHARE = 0.6
-EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+# Ink at least this share of the image's strongest, and this many times the noise, makes up the strokes.
+STROKE_LEVEL, STROKE_NOISE = 0.35, 3.5
+# A printed line runs straight over at least this share of the image's width (or height), and
+# is at most this share of its height thick: pen strokes are thicker, or shorter.
+LINE_SPAN = 0.55
+LINE_THICKNESS = 0.03
+# Rows of tolerance for a line that wavers (paper not quite flat).
+LINE_TILT_ROWS = 3
+# Box sides run at least this share of the image, and meet within this many pixels at corners.
+BOX_SPAN, BOX_JOIN = 0.2, 4
+# Lines lean at most this many degrees (a photo's tilt); the lean is measured on straight runs
+# of at least this share of the image.
+LINE_MAX_SKEW, LINE_SKEW_SPAN = 8.0, 0.3
+# The lean is measured at half size on images larger than this.
+SKEW_SIDE = 128
+# A lone straight stroke is a printed line only if it crosses nearly the whole image.
+LONE_LINE_SPAN = 0.9
+# A printed line is at most this many times as thick as the thinnest line of its family.
+LINE_FAMILY_THICKNESS = 2.5
+# Digit parts: components this close to the digit (share of its size) belong to it when they
+# are at least this share of its ink; components overlapping its box when larger than a speck.
+PART_GAP, PART_SHARE = 0.25, 0.15
+BOX_MARGIN, SPECK_SHARE = 0.05, 0.01
+# A component touching the image's edge counts this much when choosing the digit: frames,
+# desk edges and scanner bars touch the edge, digits rarely do.
+EDGE_WEIGHT = 0.25
+# The digit is at least this share of the image's longer side.
+MIN_DIGIT_SHARE = 0.04
+# Strokes cover more than this share of an image only when it is texture, not a digit on paper.
+MAX_INK_SHARE = 0.5
 # Stroke width, in pixels of the 20x20 box, outside which strokes are thickened or thinned.
-MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 5.0, 2.2
+MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 4.5, 2.4
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=np.uint8)
+# The eight neighbours without the pixel itself.
+RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
 
 # The `info` keys that Pillow's `getexif` reads an orientation from, besides a TIFF's own tags.
 ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"})
@@ -93,9 +158,9 @@ def mnist_pixels_to_input(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / 255.0
 
 
-def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Bytes of an uploaded image -> (28, 28) float32 in [0, 1], white digit on black."""
-    return to_mnist(decode(data, max_pixels).pixels)
+def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, steps: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Bytes of an uploaded image -> (28, 28) float32 in [0, 1], white digit on black; `steps` as in `to_mnist`."""
+    return to_mnist(decode(data, max_pixels).pixels, steps)
 
 
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -198,45 +263,565 @@ def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return gray * alpha + backdrop * (1.0 - alpha)
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray:
-    """Grayscale in [0, 1] of any size and polarity -> (28, 28) float32 MNIST-style digit."""
-    ink = _ink_map(gray)
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    if rows.size == 0:
-        raise NoDigitFound("no digit found: the image is blank or has too little contrast")
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return _place_by_centre_of_mass(_fit_box(crop))
+def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Grayscale in [0, 1] of any size and polarity -> (28, 28) float32 MNIST-style digit.
+
+    The stages, in order: impulse noise removed, small images enlarged, the writing surface
+    found and flattened, the ink separated from paper and light, printed lines removed, the
+    digit's strokes chosen, then MNIST's own recipe. `steps`, when given, receives the image
+    after each stage (`python -m app.predict --steps` draws them side by side).
+    """
+    record = steps.__setitem__ if steps is not None else _ignore_step
+    gray = np.asarray(gray, dtype=np.float32)
+    small = max(gray.shape) <= SMALL_IMAGE_SIDE
+    gray = _remove_impulse_noise(gray)
+    if not small and _looks_like_noise(gray):
+        raise NoDigitFound("the image looks like random noise")
+    gray = _enlarge_small(gray)
+    record("input", gray)
+    surface = _find_surface(gray)
+    if surface is gray:
+        return _digit_on(gray, small, record)
+    try:
+        return _digit_on(surface, small, record)
+    except NoDigitFound:
+        # What looked like a sheet was something else (a bright bar, a large pale blot).
+        return _digit_on(gray, small, record)
 
 
-def _ink_map(gray: np.ndarray) -> np.ndarray:
-    """Bright ink on a black background as uint8 (0-255), with noise and specks removed."""
-    gray = gray.astype(np.float32, copy=False)
-    cells = _cell_means(gray)
-    if _is_light_paper(cells):
+def _ignore_step(name: str, image: np.ndarray) -> None:
+    pass
+
+
+def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarray], None]) -> np.ndarray:
+    """The MNIST digit found on `surface`."""
+    record("surface", surface)
+    residual, noise = _ink_residual(surface)
+    record("ink", np.clip(residual / max(_bright_level(residual), 1e-3), 0, 1))
+    candidates = residual >= max(STROKE_LEVEL * _bright_level(residual), STROKE_NOISE * noise, 0.5 * MIN_CONTRAST)
+    strokes = _remove_printed_lines(candidates)
+    record("lines removed", strokes)
+    if not small and np.count_nonzero(strokes) > MAX_INK_SHARE * strokes.size:
+        raise NoDigitFound("the image looks like texture or noise, not a digit on a plain background")
+    chosen = _choose_digit(strokes)
+    ink = _ink_strength(residual, chosen, noise)
+    # Within the digit's box, faint ink between its strokes stays (a blurred join, anti-aliased
+    # edges); the marks left out and the lines removed go, with a pixel around them.
+    dropped = candidates & ~chosen
+    digit = np.where(cv2.dilate(dropped.view(np.uint8), EIGHT_NEIGHBOURS) > 0, np.float32(0), ink)
+    rows = np.flatnonzero(chosen.any(axis=1))
+    cols = np.flatnonzero(chosen.any(axis=0))
+    crop = digit[max(rows[0] - 1, 0) : rows[-1] + 2, max(cols[0] - 1, 0) : cols[-1] + 2]
+    record("digit", crop)
+    mnist = _place_by_centre_of_mass(_fit_box(crop))
+    record("28x28", mnist)
+    return mnist
+
+
+def _to_uint8(gray: np.ndarray) -> np.ndarray:
+    return np.clip(gray * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
+def _remove_impulse_noise(gray: np.ndarray) -> np.ndarray:
+    """A 3x3 median filter where salt and pepper speckle the image (dirty scans, dithering).
+
+    An impulse is a pixel lighter (or darker) than all eight of its neighbours by a clear step;
+    a pixel of a hairline or an outline has neighbours along the line.
+    """
+    levels = _to_uint8(gray).astype(np.int16)
+    step = round(IMPULSE_STEP * 255)
+    salt = np.count_nonzero(levels - cv2.dilate(levels, RING) > step) / levels.size
+    pepper = np.count_nonzero(cv2.erode(levels, RING) - levels > step) / levels.size
+    if max(salt, pepper) < IMPULSE_SHARE:
+        return gray
+    return cv2.medianBlur(_to_uint8(gray), 3).astype(np.float32) * np.float32(1 / 255)
+
+
+def _looks_like_noise(gray: np.ndarray) -> bool:
+    """True when pixels three apart are nearly uncorrelated: static, not strokes on paper.
+
+    Three apart, because a 3x3 median filter correlates nearer neighbours even in static.
+    """
+    sample = gray[::3, ::3]
+    if min(sample.shape) < 4 or sample.std() < 0.08:
+        return False
+    pairs = ((sample[:, :-1], sample[:, 1:]), (sample[:-1], sample[1:]))
+    correlations = [
+        float(np.corrcoef(first.ravel(), second.ravel())[0, 1]) if first.std() > 1e-3 and second.std() > 1e-3 else 1.0 for first, second in pairs
+    ]
+    return max(correlations) < 0.15
+
+
+def _enlarge_small(gray: np.ndarray) -> np.ndarray:
+    """Enlarge a thumbnail by a whole factor so it has at least MIN_WORKING_SIDE pixels a side."""
+    factor = -(-MIN_WORKING_SIDE // max(gray.shape))
+    if factor <= 1:
+        return gray
+    height, width = gray.shape
+    return cv2.resize(gray, (width * factor, height * factor), interpolation=cv2.INTER_LINEAR)
+
+
+def _find_surface(gray: np.ndarray) -> np.ndarray:
+    """The sheet, note or board the digit is written on, cropped and flattened; else `gray` itself.
+
+    A surface is a large, light, four-sided region lighter than its surroundings (a desk, a
+    wall) that holds the image's centre. Its edge and everything outside it are never ink.
+    """
+    scale = SURFACE_SIDE / max(gray.shape)
+    if scale >= 1:
+        return gray
+    small = _shrink(gray, SURFACE_SIDE)
+    # Close over dark strokes so that the writing does not cut the sheet into pieces.
+    closed = _to_uint8(cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))))
+    otsu, _ = cv2.threshold(closed, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if not (closed <= otsu).any() or not (closed > otsu).any():
+        return gray
+    dark_level, light_level = float(np.median(closed[closed <= otsu])), float(np.median(closed[closed > otsu]))
+    # A shadow across the sheet puts part of it nearer the desk's level: try a few levels between
+    # the two and keep the outline most fully covered by light paper.
+    best, best_fill = None, SURFACE_FILL
+    for split in SURFACE_SPLITS:
+        candidate = _surface_outline(closed, small, dark_level + split * (light_level - dark_level))
+        if candidate is not None and candidate[1] >= best_fill:
+            best, best_fill = candidate
+    return gray if best is None else _crop_to_surface(gray, best / scale)
+
+
+def _surface_outline(closed: np.ndarray, small: np.ndarray, level: float) -> tuple[np.ndarray, float] | None:
+    """The convex outline of the largest region lighter than `level` and the share of it that is light, if it can be a surface."""
+    light = closed > level
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(light.view(np.uint8), connectivity=4)
+    if count < 2:
+        return None
+    region = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    inside = np.zeros(small.shape, dtype=np.uint8)
+    cv2.fillPoly(inside, [hull], 1)
+    inside = inside.astype(bool)
+    share = np.count_nonzero(inside) / inside.size
+    if not SURFACE_SHARE[0] <= share <= SURFACE_SHARE[1]:
+        return None
+    if cv2.pointPolygonTest(hull, (small.shape[1] / 2, small.shape[0] / 2), False) < 0:
+        return None
+    contrast = float(np.median(small[inside]) - np.median(small[~inside]))
+    # Judged on the closed image, so ruled or grid lines crossing a vignette do not look like an edge.
+    if contrast < SURFACE_CONTRAST or not _edge_is_sharp(closed.astype(np.float32) * np.float32(1 / 255), hull, contrast):
+        return None
+    # Paper with ink fills its outline nearly whole; light strokes on a dark ground (a fat 0 or 8) leave holes.
+    return hull.reshape(-1, 2).astype(np.float32), np.count_nonzero(region.view(bool) & inside) / np.count_nonzero(inside)
+
+
+def _edge_is_sharp(small: np.ndarray, hull: np.ndarray, contrast: float) -> bool:
+    """Whether the level steps across the outline within a few pixels, as at a sheet's edge (a vignette fades)."""
+    gradient = cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    # The steepest step within two pixels of each point of the outline.
+    steepest = cv2.dilate(gradient, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    outline = np.zeros(small.shape, dtype=np.uint8)
+    cv2.polylines(outline, [hull], True, 1)
+    # Where the sheet runs off the picture, its outline follows the frame: there is no edge to see.
+    outline[:3], outline[-3:], outline[:, :3], outline[:, -3:] = 0, 0, 0, 0
+    points = steepest[outline > 0]
+    return points.size < 8 or float(np.median(points)) >= SURFACE_SHARPNESS * contrast
+
+
+def _crop_to_surface(gray: np.ndarray, hull: np.ndarray) -> np.ndarray:
+    """The surface inside the convex outline `hull`: flattened when it has four clear corners, else masked.
+
+    Outside the outline, and in a margin inside it, is set to the paper's level: the sheet's
+    edge and the desk are never ink.
+    """
+    approximation = cv2.approxPolyDP(hull.reshape(-1, 1, 2), 0.02 * cv2.arcLength(hull.reshape(-1, 1, 2), True), True)
+    if len(approximation) == 4 and cv2.contourArea(approximation) >= 0.95 * cv2.contourArea(hull):
+        return _flatten(gray, _corners(approximation))
+    left, top, width, height = cv2.boundingRect(hull)
+    crop = gray[top : top + height, left : left + width].copy()
+    mask = np.zeros(crop.shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(hull - (left, top)).astype(np.int32)], 1)
+    margin = max(3, round(SURFACE_MARGIN * max(width, height)))
+    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    if not mask.any():
+        return gray
+    crop[mask == 0] = np.median(crop[mask > 0])
+    return crop
+
+
+def _corners(quadrilateral: np.ndarray) -> np.ndarray:
+    """The four corners in order: top-left, top-right, bottom-right, bottom-left."""
+    points = np.asarray(quadrilateral, dtype=np.float32).reshape(4, 2)
+    sums, differences = points.sum(axis=1), points[:, 0] - points[:, 1]
+    return points[[np.argmin(sums), np.argmax(differences), np.argmax(sums), np.argmin(differences)]]
+
+
+def _flatten(gray: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Undo the perspective of the quadrilateral `corners`, then trim its edge."""
+    top_left, top_right, bottom_right, bottom_left = corners
+    width = max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
+    height = max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
+    width, height = max(int(round(width)), 8), max(int(round(height)), 8)
+    target = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32)
+    transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+    flat = cv2.warpPerspective(gray, transform, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    margin_y, margin_x = round(SURFACE_MARGIN * height), round(SURFACE_MARGIN * width)
+    return flat[margin_y : height - margin_y, margin_x : width - margin_x]
+
+
+def _ink_strength(residual: np.ndarray, chosen: np.ndarray, noise: float) -> np.ndarray:
+    """The residual scaled so that the chosen digit's strokes reach 1, paper texture 0.
+
+    The digit's own strength sets the scale, so a darker speck elsewhere does not dim it.
+    """
+    strength = float(np.percentile(residual[chosen], 90))
+    if strength < max(MIN_CONTRAST, MIN_SIGNAL_TO_NOISE * noise):
+        raise NoDigitFound("the image is blank or has too little contrast")
+    floor = min(max(NOISE_FLOOR, 3.0 * noise / strength), 0.5)
+    # (residual / strength - floor) / (1 - floor), clipped to [0, 1].
+    ink = residual * np.float32(1.0 / (strength * (1.0 - floor)))
+    ink -= np.float32(floor / (1.0 - floor))
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _ink_residual(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink as bright-on-black residual over the paper, whatever its polarity and light, and the noise level."""
+    if _ink_is_dark(gray):
         gray = 1.0 - gray
-        cells = 1.0 - cells
-    ink = gray - _background(gray, cells)
-    peak = _bright_level(ink)
-    if peak < MIN_CONTRAST:
-        raise NoDigitFound("no digit found: the image is blank or has too little contrast")
-    # 255 * (ink / peak - floor) / (1 - floor), clipped, in place; 8 bits from here on, as MNIST's.
-    ink *= np.float32(255.0 / (peak * (1.0 - NOISE_FLOOR)))
-    ink -= np.float32(255.0 * NOISE_FLOOR / (1.0 - NOISE_FLOOR))
-    np.clip(ink, 0.0, 255.0, out=ink)
-    ink = ink.astype(np.uint8)
-    ink_share = np.count_nonzero(ink) / ink.size
-    # Strokes are sparse or smooth; static covers much of the image with uncorrelated pixels.
-    if ink_share > 0.25 and _looks_like_noise(gray):
-        raise NoDigitFound("no digit found: the image looks like random noise")
-    if ink_share > MAX_INK_SHARE:
-        raise NoDigitFound("no digit found: the image looks like texture or noise, not a digit on a plain background")
-    return _drop_specks(ink)
+    residual = gray - _paper_level(gray)
+    for band, edge in _opposite_bands(gray):
+        # A band of paper far lighter than the rest (a scanner's bar, an inverted strip) holds
+        # ink of the other polarity, if any: read it in its own.
+        residual[band] = np.median(gray[band]) - gray[band]
+        residual[edge] = 0
+    sample = residual[::2, ::2]
+    return residual, 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
 
 
-def _cell_means(gray: np.ndarray) -> np.ndarray:
-    """The image averaged down to a CELLS x CELLS grid: enough to judge paper and light, and cheap."""
-    return _resize(gray, CELLS, CELLS, "box")
+def _opposite_bands(gray: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """Bands along the image's sides, full height (or full width), far lighter than its usual paper: (band, its inner edge)."""
+    height, width = gray.shape
+    # The usual paper is the centre's: bands on both sides may cover half the picture.
+    usual = float(np.median(gray[height // 4 : height - height // 4, width // 4 : width - width // 4]))
+    bands = []
+    for axis in (0, 1):
+        light = np.median(gray, axis=axis) - usual >= OPPOSITE_PAPER
+        size = light.size
+        leading = size if light.all() else int(np.argmin(light))
+        trailing = size if light.all() else int(np.argmin(light[::-1]))
+        for start, stop in ((0, leading), (size - trailing, size)):
+            if 2 <= stop - start <= OPPOSITE_BAND * size:
+                # The step between the band and the rest is no ink: two pixels each side of it go.
+                step = stop + 2 if start == 0 else start - 2
+                band, edge = slice(start, stop), slice(min(step, stop - 2), max(step, start + 2))
+                bands.append(((slice(None), band), (slice(None), edge)) if axis == 0 else ((band, slice(None)), (edge, slice(None))))
+    return bands
+
+
+def _ink_is_dark(gray: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper.
+
+    Strokes are thin: they stand out from a median over a window a few times their width,
+    which follows the edges of everything broad (a sheet against the desk, shadows, glare,
+    scanner bars). The side holding more such thin contrast is the ink's; where neither
+    clearly does, the side with the more extreme deviations from a wide median.
+    """
+    small = _to_uint8(_shrink(gray, POLARITY_SIDE))
+    levels = small.astype(np.float32)
+    # The narrowest window first: glare streaks and shadows are broad, pen strokes are not.
+    for share in POLARITY_WINDOWS:
+        residual = levels - cv2.medianBlur(small, _odd(share * max(small.shape)))
+        noise = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1.0)
+        dark, bright = (float(np.clip(side - 3.0 * noise, 0, None).sum()) for side in (-residual, residual))
+        if max(dark, bright) >= POLARITY_MIN_CONTRAST * small.size and max(dark, bright) > POLARITY_MARGIN * min(dark, bright):
+            return dark > bright
+    wide = levels - cv2.medianBlur(small, max(2 * int(BACKGROUND_WINDOW * max(small.shape) / 2) + 1, 3))
+    return float(np.percentile(-wide, 99.9)) > float(np.percentile(wide, 99.9))
+
+
+def _paper_level(gray: np.ndarray) -> np.ndarray | np.float32:
+    """The paper's level under bright-on-dark strokes, following shadows, gradients and vignettes.
+
+    Two estimates, each sized to the strokes, and the higher of the two at each point: a grey
+    opening (the envelope below the strokes), which a thick marker stroke covering half the
+    picture does not fool; and a median, which follows a vignette's curve where the opening,
+    a disc rolled under the light, cannot reach into its corners.
+    """
+    small = _shrink(gray, BACKGROUND_SIDE)
+    levels = _to_uint8(small)
+    side = max(small.shape)
+    # The strokes' width, roughly: from the strong deviations over a wide median.
+    wide = cv2.medianBlur(levels, max(2 * int(BACKGROUND_WINDOW * side / 2) + 1, 3))
+    deviation = levels.astype(np.float32) - wide
+    stroke = _stroke_width(deviation > 0.5 * max(float(deviation.max()), 1.0))
+    opening = _odd(min(max(BACKGROUND_STROKES * stroke, BACKGROUND_OPENING[0] * side), BACKGROUND_OPENING[1] * side))
+    level = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opening, opening)), borderType=cv2.BORDER_REPLICATE)
+    median = _odd(min(max(BACKGROUND_MEDIAN_STROKES * stroke, BACKGROUND_MEDIAN[0] * side), BACKGROUND_MEDIAN[1] * side))
+    level = np.maximum(level, cv2.medianBlur(levels, median).astype(np.float32) * np.float32(1 / 255))
+    if level.max() - level.min() < 0.01:
+        return np.float32(np.median(level))
+    level = cv2.GaussianBlur(level, (0, 0), opening / 4)
+    return cv2.resize(level, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _odd(size: float) -> int:
+    """The odd whole number at or below `size`, at least 3: a filter's window."""
+    return max(2 * int(size / 2) + 1, 3)
+
+
+def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    """`gray` averaged down to at most `side` pixels a side."""
+    height, width = gray.shape
+    scale = min(1.0, side / max(height, width))
+    return cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _bright_level(ink: np.ndarray) -> float:
+    """The 99.9th percentile of the ink: its full strength, ignoring a few hot pixels."""
+    flat = ink.ravel()
+    if flat.size <= 1000:
+        return float(flat.max())
+    rank = int(flat.size * 0.999)
+    # Select among the bright pixels only: partitioning a mostly-black image is slow.
+    bright = flat[flat > 0.5 * flat.max()]
+    above = flat.size - rank
+    if bright.size >= above:
+        return float(np.partition(bright, bright.size - above)[bright.size - above])
+    return float(np.partition(flat, rank)[rank])
+
+
+def _remove_printed_lines(strokes: np.ndarray) -> np.ndarray:
+    """Remove ruled and grid lines, margins and box borders; keep the strokes that cross them."""
+    skew = _line_skew(strokes)
+    # Lines photographed at a slight angle are found upright, then turned back.
+    upright = _rotate(strokes, skew) if skew else strokes
+    horizontal, vertical = _printed_lines(upright), _printed_lines(upright.T).T
+    across, down = _box_borders(upright)
+    horizontal |= across
+    vertical |= down
+    if not horizontal.any() and not vertical.any():
+        return strokes
+    if skew:
+        horizontal, vertical = _rotate(horizontal, -skew) & strokes, _rotate(vertical, -skew) & strokes
+    kept = strokes & ~horizontal & ~vertical
+    # A stroke crossing a line has ink on both sides of it: give it back the pixels in between.
+    reach = 2 * (LINE_TILT_ROWS + round(LINE_THICKNESS * max(strokes.shape))) + 1
+    for lines, kernel in ((horizontal, (1, reach)), (vertical, (reach, 1))):
+        if lines.any():
+            bridged = cv2.morphologyEx(kept.view(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, kernel)) > 0
+            kept |= lines & bridged
+    return kept
+
+
+def _line_skew(strokes: np.ndarray) -> float:
+    """The angle in degrees by which long straight lines in `strokes` lean from level (or plumb), 0 if none."""
+    # At half size: the Hough transform's cost grows with the pixels that vote, and a line's angle hardly changes.
+    if max(strokes.shape) > SKEW_SIDE:
+        strokes = cv2.resize(strokes.view(np.uint8), (strokes.shape[1] // 2, strokes.shape[0] // 2), interpolation=cv2.INTER_AREA) > 0
+    side = min(strokes.shape)
+    segments = cv2.HoughLinesP(
+        strokes.view(np.uint8), 1, np.pi / 360, threshold=int(LINE_SKEW_SPAN * side), minLineLength=LINE_SKEW_SPAN * side, maxLineGap=2
+    )
+    if segments is None:
+        return 0.0
+    x0, y0, x1, y1 = segments.reshape(-1, 4).astype(np.float64).T
+    angles = np.degrees(np.arctan2(y1 - y0, x1 - x0))
+    # Fold plumb lines onto level ones: a grid's two families lean by the same angle.
+    angles = (angles + 45.0) % 90.0 - 45.0
+    angles = angles[np.abs(angles) <= LINE_MAX_SKEW]
+    if angles.size == 0:
+        return 0.0
+    angle = float(np.median(angles))
+    return angle if abs(angle) >= 0.25 else 0.0
+
+
+def _rotate(mask: np.ndarray, degrees: float) -> np.ndarray:
+    """`mask` turned by `degrees` about its centre, same size (nearest pixel)."""
+    height, width = mask.shape
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(mask.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool)
+
+
+def _line_runs(strokes: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal straight runs at least `span` of the width long: (labels, stats, thickness of each)."""
+    length = max(int(span * strokes.shape[1]), 8)
+    # Thickened downwards by a few rows, a line that wavers a little still has long horizontal runs.
+    band = cv2.dilate(strokes.view(np.uint8), np.ones((LINE_TILT_ROWS, 1), np.uint8))
+    runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    # A run's thickness is that of the strokes around it, column by column (the median skips the
+    # columns where a stroke crosses): a curved pen stroke has a straight run only along a sliver.
+    margin = round(LINE_THICKNESS * max(strokes.shape)) + LINE_TILT_ROWS
+    thickness = np.empty(count - 1)
+    for index, (left, top, width, height, _) in enumerate(stats[1:]):
+        window = strokes[max(top - margin, 0) : top + height + margin, left : left + width]
+        thickness[index] = np.median(np.count_nonzero(window, axis=0))
+    return labels, stats[1:], thickness
+
+
+def _printed_lines(strokes: np.ndarray) -> np.ndarray:
+    """The stroke pixels of horizontal printed lines: long, straight, thin and in a family of like lines."""
+    height, width = strokes.shape
+    labels, stats, thickness = _line_runs(strokes, LINE_SPAN)
+    if thickness.size == 0:
+        return np.zeros_like(strokes)
+    spans = stats[:, cv2.CC_STAT_WIDTH] / width
+    thin = thickness <= max(LINE_THICKNESS * max(height, width), 2.0)
+    printed = np.zeros(thickness.size + 1, dtype=bool)
+    if np.count_nonzero(thin) >= 2:
+        # Ruled and grid lines come in families of the same thickness; a pen stroke along one is thicker.
+        printed[1:] = thin & (thickness <= LINE_FAMILY_THICKNESS * max(float(thickness[thin].min()), 1.0))
+    else:
+        printed[1:] = thin & (spans >= LONE_LINE_SPAN)
+    return printed[labels] & strokes
+
+
+def _box_borders(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stroke pixels of printed boxes' sides (across, down): thin straight lines that meet at corners.
+
+    A box needs two of each, each meeting a line of the other kind near one of its ends; a pen
+    stroke rarely both is that straight and thin and closes such corners.
+    """
+    empty = (np.zeros_like(strokes), np.zeros_like(strokes))
+    height, width = strokes.shape
+    thin_limit = max(LINE_THICKNESS * max(height, width), 2.0)
+    sides = []
+    for mask in (strokes, strokes.T):
+        labels, stats, thickness = _line_runs(mask, BOX_SPAN)
+        sides.append((labels, stats, thickness <= thin_limit))
+    (across_labels, across_stats, across_thin), (down_labels, down_stats, down_thin) = sides
+    if np.count_nonzero(across_thin) < 2 or np.count_nonzero(down_thin) < 2:
+        return empty
+    down_mask = np.isin(down_labels.T, 1 + np.flatnonzero(down_thin))
+    across_mask = np.isin(across_labels, 1 + np.flatnonzero(across_thin))
+    reach = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BOX_JOIN + 1, 2 * BOX_JOIN + 1))
+    near_down = cv2.dilate(down_mask.view(np.uint8), reach) > 0
+    near_across = cv2.dilate(across_mask.view(np.uint8), reach) > 0
+    across_keep = _meeting_at_ends(across_stats, across_thin, near_down)
+    down_keep = _meeting_at_ends(down_stats, down_thin, near_across.T)
+    if np.count_nonzero(across_keep) < 2 or np.count_nonzero(down_keep) < 2:
+        return empty
+    return (np.isin(across_labels, 1 + np.flatnonzero(across_keep)) & strokes, (np.isin(down_labels, 1 + np.flatnonzero(down_keep)) & strokes.T).T)
+
+
+def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray) -> np.ndarray:
+    """Which horizontal runs end (within BOX_JOIN pixels) on a perpendicular line."""
+    meets = np.zeros(len(stats), dtype=bool)
+    for index in np.flatnonzero(thin):
+        left, top, width, height = stats[index, :4]
+        rows = slice(top, top + height)
+        ends = near_other[rows, left : left + BOX_JOIN + 1], near_other[rows, max(left + width - BOX_JOIN - 1, 0) : left + width]
+        meets[index] = any(end.any() for end in ends)
+    return meets
+
+
+def _choose_digit(strokes: np.ndarray) -> np.ndarray:
+    """The digit's strokes: the dominant component and the parts that belong with it."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
+    if count < 2:
+        raise NoDigitFound("the image is blank or has too little contrast")
+    height, width = strokes.shape
+    left, top = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[1:, cv2.CC_STAT_WIDTH], top + stats[1:, cv2.CC_STAT_HEIGHT]
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    on_edge = (left == 0) | (top == 0) | (right == width) | (bottom == height)
+    chosen = np.zeros(count - 1, dtype=bool)
+    chosen[np.argmax(np.where(on_edge, EDGE_WEIGHT, 1.0) * areas)] = True
+    while True:
+        box = (left[chosen].min(), top[chosen].min(), right[chosen].max(), bottom[chosen].max())
+        size = max(box[2] - box[0], box[3] - box[1])
+        ink = areas[chosen].sum()
+        gap = np.maximum.reduce([box[0] - right, left - box[2], box[1] - bottom, top - box[3], np.zeros_like(left)])
+        near = gap <= BOX_MARGIN * size
+        inside = (left >= box[0]) & (right <= box[2]) & (top >= box[1]) & (bottom <= box[3])
+        belongs = (near & (areas >= SPECK_SHARE * ink)) | ((gap <= PART_GAP * size) & (areas >= PART_SHARE * ink))
+        # Frames and desk edges reach the image's edge: only what lies within the digit's box joins it.
+        belongs &= ~on_edge | inside
+        grown = chosen | belongs
+        if (grown == chosen).all():
+            break
+        chosen = grown
+    if size < MIN_DIGIT_SHARE * max(height, width):
+        raise NoDigitFound("the image is blank or has too little contrast")
+    keep = np.zeros(count, dtype=bool)
+    keep[1:] = chosen
+    return keep[labels]
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in pixels: twice the ink's area over its outline's length.
+
+    A stroke of width w and length L covers w*L pixels and has about 2*L pixels on its outline.
+    """
+    area = np.count_nonzero(mask)
+    if area == 0:
+        return 0.0
+    # Pixels on the array's edge border the outside, so only inner pixels can be interior.
+    interior = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    outline = area - np.count_nonzero(interior)
+    return 2.0 * area / max(outline, 1)
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale the cropped digit to fit MNIST_BOX keeping its aspect ratio, with MNIST-like strokes."""
+    height, width = crop.shape
+    scale = MNIST_BOX / max(height, width)
+    # Work at 4x the final size so strokes can be adjusted, then average down (anti-aliasing).
+    # The bilinear weights widen when shrinking, as Pillow's do, so it is anti-aliased both ways.
+    fine_height, fine_width = max(1, round(height * 4 * scale)), max(1, round(width * 4 * scale))
+    fine = _resize(crop.astype(np.float32), fine_height, fine_width, "bilinear")
+    fine = _normalise_strokes(fine)
+    pixels = _resize(fine, max(1, round(height * scale)), max(1, round(width * scale)), "box")
+    peak = pixels.max()
+    return pixels / peak if peak > 0 else pixels
+
+
+def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
+    """Thicken hairlines and thin marker strokes towards MNIST's pen width (in the 4x grid)."""
+    half = fine.max() / 2
+    width = _stroke_width(fine > half) / 4.0
+    if width <= 0:
+        return fine
+    if width < MIN_STROKE:
+        size = max(3, 2 * round((TARGET_STROKE - width) * 4.0 / 2.0) + 1)
+        return cv2.dilate(fine, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    if width > MAX_STROKE:
+        return _thin_keeping_shape(fine, round((width - TARGET_STROKE) * 4.0 / 2.0), half)
+    return fine
+
+
+def _thin_keeping_shape(fine: np.ndarray, radius: int, level: float) -> np.ndarray:
+    """Erode by up to `radius`, stopping before any stroke breaks or any loop closes or opens."""
+    shape = _topology(fine > level)
+    thinned = fine
+    for step in range(1, radius + 1):
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * step + 1, 2 * step + 1))
+        eroded = cv2.erode(fine, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        if _topology(eroded > level) != shape:
+            break
+        thinned = eroded
+    return thinned
+
+
+def _topology(mask: np.ndarray) -> tuple[int, int]:
+    """(pieces of ink, holes in it): what thinning must not change."""
+    pieces = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)[0] - 1
+    # Padded with background, the outside is one region; every other background region is a hole.
+    outside = np.pad(~mask, 1, constant_values=True)
+    holes = cv2.connectedComponents(outside.view(np.uint8), connectivity=4)[0] - 2
+    return pieces, holes
+
+
+def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste the digit into a 28x28 frame with its centre of mass at the frame's centre."""
+    height, width = digit.shape
+    centre_row, centre_col = ndimage.center_of_mass(digit)
+    # MNIST's digits have their centre of mass at (14, 14) in 0-based pixel indices.
+    top = int(round(MNIST_SIZE / 2 - centre_row))
+    left = int(round(MNIST_SIZE / 2 - centre_col))
+    # Keep the whole digit inside the frame even when its mass sits far off its box's centre.
+    top = min(max(top, 0), MNIST_SIZE - height)
+    left = min(max(left, 0), MNIST_SIZE - width)
+    frame = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
+    frame[top : top + height, left : left + width] = digit
+    return frame
 
 
 @lru_cache(maxsize=512)
@@ -270,157 +855,6 @@ def _resize(image: np.ndarray, height: int, width: int, kind: str) -> np.ndarray
     rows = _resampling_matrix(image.shape[0], height, kind)
     columns = _resampling_matrix(image.shape[1], width, kind)
     return rows @ image @ columns.T
-
-
-def _is_light_paper(cells: np.ndarray) -> bool:
-    """True when most of the outer ring of the image is light: dark ink on light paper."""
-    ring = cells[RING]
-    return np.count_nonzero(ring > 0.5) * 2 > ring.size
-
-
-def _bright_level(ink: np.ndarray) -> float:
-    """The 99.9th percentile of the ink: its full strength, ignoring a few hot pixels."""
-    flat = ink.ravel()
-    if flat.size <= 1000:
-        return float(flat.max())
-    rank = int(flat.size * 0.999)
-    # Select among the bright pixels only: partitioning a mostly-black image is slow.
-    bright = flat[flat > 0.5 * flat.max()]
-    above = flat.size - rank
-    if bright.size >= above:
-        return float(np.partition(bright, bright.size - above)[bright.size - above])
-    return float(np.partition(flat, rank)[rank])
-
-
-def _looks_like_noise(gray: np.ndarray) -> bool:
-    """True when neighbouring pixels are nearly uncorrelated: static, not strokes on paper."""
-    if min(gray.shape) < 8:
-        return False
-    sample = gray[::2, ::2]
-    pairs = ((sample[:, :-1], sample[:, 1:]), (sample[:-1], sample[1:]))
-    correlations = [
-        float(np.corrcoef(first.ravel(), second.ravel())[0, 1]) if first.std() > 1e-3 and second.std() > 1e-3 else 1.0 for first, second in pairs
-    ]
-    return max(correlations) < 0.3
-
-
-def _background(gray: np.ndarray, cells: np.ndarray) -> np.ndarray | np.float32:
-    """A smooth estimate of the background level, so shadows and uneven light are not ink."""
-    height, width = gray.shape
-    if min(height, width) < CELLS:
-        return np.float32(np.median(gray))
-    # Each tile's level is the median of its cells: robust to the strokes that cross it.
-    per_tile = CELLS // TILES
-    blocks = cells.reshape(TILES, per_tile, TILES, per_tile).transpose(0, 2, 1, 3).reshape(TILES, TILES, -1)
-    middle = blocks.shape[-1] // 2
-    blocks = np.partition(blocks, (middle - 1, middle), axis=-1)
-    levels = (blocks[..., middle - 1] + blocks[..., middle]) * np.float32(0.5)
-    # A tile covered by a thick stroke reports ink, not paper: take its darkest neighbour instead.
-    levels = _minimum_of_neighbours(levels)
-    if levels.max() - levels.min() < FLAT_PAPER:
-        return np.float32(levels.sum() / levels.size)
-    return _resize(levels, height, width, "bilinear")
-
-
-def _minimum_of_neighbours(levels: np.ndarray) -> np.ndarray:
-    """The minimum over each tile's 3x3 neighbourhood, the edge tiles repeated outwards."""
-    padded = levels[TILE_INDEX_PADDED][:, TILE_INDEX_PADDED]
-    rows = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
-    return np.minimum(np.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
-
-
-def _drop_specks(ink: np.ndarray) -> np.ndarray:
-    """Remove connected blobs far smaller than the digit (dust, JPEG blocks, stray dots)."""
-    # Label blobs at half resolution: a quarter of the work, and a speck is still a speck.
-    coarse = _half_resolution_ink(ink)
-    labels, count = ndimage.label(coarse, structure=EIGHT_NEIGHBOURS)
-    if count <= 1:
-        return ink
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep = sizes >= 0.02 * sizes[1:].max()
-    keep[0] = False
-    if keep[1:].all():
-        return ink
-    keep_mask = np.repeat(np.repeat(keep[labels], 2, axis=0), 2, axis=1)[: ink.shape[0], : ink.shape[1]]
-    return np.where(keep_mask, ink, np.uint8(0))
-
-
-def _half_resolution_ink(ink: np.ndarray) -> np.ndarray:
-    """Where a 2x2 block of `ink` rounds to a mean above zero, as Pillow's `reduce(2)` rounds it."""
-    height, width = ink.shape
-    padded = np.zeros((height + height % 2, width + width % 2), dtype=np.uint16)
-    padded[:height, :width] = ink
-    sums = padded[0::2, 0::2] + padded[1::2, 0::2]
-    sums += padded[0::2, 1::2]
-    sums += padded[1::2, 1::2]
-    coarse = sums >= 2
-    # A block cut short by an odd edge averages fewer pixels: any ink at all rounds up there.
-    if height % 2:
-        coarse[-1] = sums[-1] >= 1
-    if width % 2:
-        coarse[:, -1] = sums[:, -1] >= 1
-    return coarse
-
-
-def _stroke_width(mask: np.ndarray) -> float:
-    """Typical stroke width in pixels: twice the ink's area over its outline's length.
-
-    A stroke of width w and length L covers w*L pixels and has about 2*L pixels on its outline.
-    """
-    area = np.count_nonzero(mask)
-    if area == 0:
-        return 0.0
-    # Pixels on the array's edge border the outside, so only inner pixels can be interior.
-    interior = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    outline = area - np.count_nonzero(interior)
-    return 2.0 * area / max(outline, 1)
-
-
-def _fit_box(crop: np.ndarray) -> np.ndarray:
-    """Scale the cropped uint8 digit to fit MNIST_BOX keeping its aspect ratio, with MNIST-like strokes."""
-    height, width = crop.shape
-    scale = MNIST_BOX / max(height, width)
-    # Work at 4x the final size so strokes can be adjusted, then average down (anti-aliasing).
-    # The bilinear weights widen when shrinking, as Pillow's do, so it is anti-aliased both ways.
-    fine_height, fine_width = max(1, round(height * 4 * scale)), max(1, round(width * 4 * scale))
-    fine = _resize(crop.astype(np.float32), fine_height, fine_width, "bilinear")
-    fine = _normalise_strokes(fine)
-    pixels = _resize(fine, max(1, round(height * scale)), max(1, round(width * scale)), "box")
-    peak = pixels.max()
-    return pixels / peak if peak > 0 else pixels
-
-
-def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
-    """Thicken hairlines and thin marker strokes towards MNIST's pen width (in the 4x grid)."""
-    width = _stroke_width(fine > fine.max() / 2) / 4.0
-    if width <= 0:
-        return fine
-    if width < MIN_STROKE:
-        size = 2 * round((TARGET_STROKE - width) * 4.0 / 2.0) + 1
-        return ndimage.maximum_filter(fine, size=max(3, size), mode="nearest")
-    if width > MAX_STROKE:
-        size = 2 * round((width - TARGET_STROKE) * 4.0 / 2.0) + 1
-        thinned = ndimage.minimum_filter(fine, size=max(3, size), mode="nearest")
-        # Never thin a digit away: keep the original where thinning would erase it.
-        return thinned if thinned.max() > 127 else fine
-    return fine
-
-
-def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
-    """Paste the digit into a 28x28 frame with its centre of mass at the frame's centre."""
-    height, width = digit.shape
-    total = digit.sum()
-    centre_row = digit.sum(axis=1) @ np.arange(height, dtype=np.float32) / total
-    centre_col = digit.sum(axis=0) @ np.arange(width, dtype=np.float32) / total
-    # MNIST's digits have their centre of mass at (14, 14) in 0-based pixel indices.
-    top = int(round(MNIST_SIZE / 2 - centre_row))
-    left = int(round(MNIST_SIZE / 2 - centre_col))
-    # Keep the whole digit inside the frame even when its mass sits far off its box's centre.
-    top = min(max(top, 0), MNIST_SIZE - height)
-    left = min(max(left, 0), MNIST_SIZE - width)
-    frame = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
-    frame[top : top + height, left : left + width] = digit
-    return frame
 
 
 def to_png(digit: np.ndarray, scale: int = 1) -> bytes:

@@ -34,3 +34,21 @@ def test_plain_output_and_missing_file(tmp_path, mnist, capsys, shipped_model_pa
     assert status == 1
     assert captured.out.startswith(f"{good}: {int(mnist.y_test[0])} (")
     assert "missing.png: error: cannot read the file" in captured.err
+
+
+def test_steps_picture_is_written_beside_the_image(tmp_path, mnist, capsys, shipped_model_path):
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    image.write_bytes(digit_png(mnist.x_test[0]))
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    status = predict.main([str(image), str(blank), "--steps", "--model", str(shipped_model_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    steps = Image.open(tmp_path / "digit.png.steps.png")
+    # One panel per stage, side by side: input, surface, ink, lines removed, digit, 28x28.
+    assert steps.width > 5 * steps.height
+    assert f"stages written to {tmp_path / 'digit.png.steps.png'}" in captured.err
+    # A refused image still shows the stages it went through.
+    assert (tmp_path / "blank.png.steps.png").is_file()

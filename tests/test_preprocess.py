@@ -137,21 +137,13 @@ def test_resampling_matrices_match_pillow(kind, resampling):
         np.testing.assert_allclose(pp._resize(image, height, width, kind), expected, atol=1e-5)
 
 
-def test_half_resolution_ink_rounds_as_pillow_reduce():
-    rng = np.random.default_rng(0)
-    for height, width in [(2, 2), (3, 3), (7, 10), (40, 33), (1, 9)]:
-        ink = (rng.integers(0, 3, (height, width)) * (rng.random((height, width)) < 0.4)).astype(np.uint8)
-        expected = np.asarray(Image.fromarray(ink).reduce(2)) > 0
-        np.testing.assert_array_equal(pp._half_resolution_ink(ink), expected)
-
-
 def test_uneven_lighting_is_not_ink():
     ys, xs = np.mgrid[0:300, 0:300]
     paper = 140 + 100 * xs / 300  # a shadow across the page
     paper[60:240, 140:160] = 20
     digit = pp.preprocess(encode(Image.fromarray(paper.astype(np.uint8))))
     assert_mnist_like(digit)
-    assert (digit > 0.3).sum() < 60, "only the bar is ink, not the shadow"
+    assert np.count_nonzero((digit > 0.3).any(axis=0)) <= 4, "only the bar is ink, not the shadow"
 
 
 def test_specks_far_from_the_digit_are_ignored():
