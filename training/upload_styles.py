@@ -1,9 +1,12 @@
 """Render MNIST digits the way people upload them: the fixture set for real-upload accuracy.
 
 Each style takes a 28x28 uint8 MNIST digit (white on black) and a seeded random generator and
-returns encoded image bytes, so the whole path (decode, preprocess, model) is exercised.
+returns encoded image bytes, so the whole path (decode, preprocess, model) is exercised. Two
+groups: "uploads", the files drawing apps and phones produce (here), and "photos", photos and
+scans of real surfaces (`training.scenes`).
 
-    python -m training.upload_styles --data mnist.npz --per-style 100   # accuracy per style
+    python -m training.upload_styles --data mnist.npz --per-style 100        # accuracy per style, both groups
+    python -m training.upload_styles --data mnist.npz --group photos --sheet photos.png   # and a contact sheet
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+from training.scenes import SCENES, encode
 
 Style = Callable[[np.ndarray, np.random.Generator], bytes]
 
@@ -30,15 +35,9 @@ def _ink_on_paper(ink: Image.Image, paper: float = 255, pen: float = 0) -> Image
     return Image.fromarray((paper * (1 - alpha) + pen * alpha).clip(0, 255).astype(np.uint8), mode="L")
 
 
-def _encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 def clean_png(digit, rng) -> bytes:
     """Black on white, 280x280: the round-trip format."""
-    return _encode(_ink_on_paper(_upscale(digit, 280)))
+    return encode(_ink_on_paper(_upscale(digit, 280)))
 
 
 def off_centre(digit, rng) -> bytes:
@@ -46,13 +45,13 @@ def off_centre(digit, rng) -> bytes:
     size = int(rng.integers(60, 120))
     canvas = Image.new("L", (480, 320), 0)
     canvas.paste(_upscale(digit, size), (int(rng.integers(0, 480 - size)), int(rng.integers(0, 320 - size))))
-    return _encode(_ink_on_paper(canvas))
+    return encode(_ink_on_paper(canvas))
 
 
 def thick_strokes(digit, rng) -> bytes:
     """A felt-tip marker: strokes several times MNIST's width."""
     ink = _upscale(digit, 280).filter(ImageFilter.MaxFilter(int(rng.choice([9, 13, 17]))))
-    return _encode(_ink_on_paper(ink))
+    return encode(_ink_on_paper(ink))
 
 
 def thin_strokes(digit, rng) -> bytes:
@@ -65,21 +64,21 @@ def thin_strokes(digit, rng) -> bytes:
     pen = Image.fromarray((centre_line * 255).astype(np.uint8), mode="L")
     if radius:
         pen = pen.filter(ImageFilter.MaxFilter(2 * radius + 1))
-    return _encode(_ink_on_paper(pen))
+    return encode(_ink_on_paper(pen))
 
 
 def rgba_canvas_white(digit, rng) -> bytes:
     """A browser canvas export: transparent background, white strokes (invisible on white)."""
     alpha = _upscale(digit, 280)
     rgba = Image.merge("RGBA", (Image.new("L", alpha.size, 255),) * 3 + (alpha,))
-    return _encode(rgba)
+    return encode(rgba)
 
 
 def rgba_canvas_black(digit, rng) -> bytes:
     """A browser canvas export: transparent background, black strokes (invisible on black)."""
     alpha = _upscale(digit, 280)
     rgba = Image.merge("RGBA", (Image.new("L", alpha.size, 0),) * 3 + (alpha,))
-    return _encode(rgba)
+    return encode(rgba)
 
 
 def photo_jpeg(digit, rng) -> bytes:
@@ -95,7 +94,7 @@ def photo_jpeg(digit, rng) -> bytes:
     pen = np.array([30, 35, 80], dtype=np.float32)
     pixels = paper * (1 - mask[..., None]) + pen * mask[..., None] + rng.normal(0, 6, (size, size, 3))
     image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8), mode="RGB")
-    return _encode(image, "JPEG", quality=int(rng.integers(25, 60)))
+    return encode(image, "JPEG", quality=int(rng.integers(25, 60)))
 
 
 def exif_rotated(digit, rng) -> bytes:
@@ -108,18 +107,18 @@ def exif_rotated(digit, rng) -> bytes:
     }[int(rng.choice([6, 8, 3]))]
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return _encode(stored, "JPEG", quality=90, exif=exif.tobytes())
+    return encode(stored, "JPEG", quality=90, exif=exif.tobytes())
 
 
 def tiny(digit, rng) -> bytes:
     """A thumbnail: the digit at 16-24 pixels."""
     size = int(rng.integers(16, 25))
-    return _encode(_ink_on_paper(_upscale(digit, 28).resize((size, size), Image.Resampling.LANCZOS)))
+    return encode(_ink_on_paper(_upscale(digit, 28).resize((size, size), Image.Resampling.LANCZOS)))
 
 
 def huge_jpeg(digit, rng) -> bytes:
     """A 2000x2000 scan."""
-    return _encode(_ink_on_paper(_upscale(digit, 2000)).convert("RGB"), "JPEG", quality=85)
+    return encode(_ink_on_paper(_upscale(digit, 2000)).convert("RGB"), "JPEG", quality=85)
 
 
 def dark_mode(digit, rng) -> bytes:
@@ -128,12 +127,12 @@ def dark_mode(digit, rng) -> bytes:
     background = np.array([30, 30, 46], dtype=np.float32)
     stroke = np.array([240, 240, 200], dtype=np.float32)
     pixels = background * (1 - ink) + stroke * ink
-    return _encode(Image.fromarray(pixels.astype(np.uint8), mode="RGB"))
+    return encode(Image.fromarray(pixels.astype(np.uint8), mode="RGB"))
 
 
 def palette_gif(digit, rng) -> bytes:
     """A GIF with a small palette, as old drawing tools save."""
-    return _encode(_ink_on_paper(_upscale(digit, 140)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8), "GIF")
+    return encode(_ink_on_paper(_upscale(digit, 140)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8), "GIF")
 
 
 STYLES: dict[str, Style] = {
@@ -152,10 +151,13 @@ STYLES: dict[str, Style] = {
 }
 
 
-def render_fixtures(images: np.ndarray, labels: np.ndarray, per_style: int, seed: int = 0):
-    """Yield (style, label, bytes) for `per_style` test digits in each style, seeded."""
+GROUPS: dict[str, dict[str, Style]] = {"uploads": STYLES, "photos": SCENES}
+
+
+def render_fixtures(images: np.ndarray, labels: np.ndarray, per_style: int, seed: int = 0, styles: dict[str, Style] | None = None):
+    """Yield (style, label, bytes) for `per_style` test digits in each of `styles` (the upload styles unless given), seeded."""
     rng = np.random.default_rng(seed)
-    for style_index, (name, style) in enumerate(STYLES.items()):
+    for style_index, (name, style) in enumerate((styles or STYLES).items()):
         # Each style draws different digits, so the set covers more of the test set.
         start = style_index * per_style % len(images)
         for index in range(start, start + per_style):
@@ -163,22 +165,45 @@ def render_fixtures(images: np.ndarray, labels: np.ndarray, per_style: int, seed
             yield name, int(labels[index]), style(images[index], rng)
 
 
-def accuracy_by_style(classify: Callable[[bytes], int], images, labels, per_style: int, seed: int = 0) -> dict[str, float]:
-    """Accuracy of `classify` (bytes -> digit) on each style, plus 'overall'."""
+def accuracy_by_style(
+    classify: Callable[[bytes], int], images, labels, per_style: int, seed: int = 0, styles: dict[str, Style] | None = None
+) -> dict[str, float]:
+    """Accuracy of `classify` (bytes -> digit) on each of `styles` (the upload styles unless given), plus 'overall'."""
     correct: dict[str, list[bool]] = {}
-    for style, label, data in render_fixtures(images, labels, per_style, seed):
+    for style, label, data in render_fixtures(images, labels, per_style, seed, styles):
         correct.setdefault(style, []).append(classify(data) == label)
     scores = {style: float(np.mean(hits)) for style, hits in correct.items()}
     scores["overall"] = float(np.mean([hit for hits in correct.values() for hit in hits]))
     return scores
 
 
+def contact_sheet(images: np.ndarray, styles: dict[str, Style], examples: int = 6, seed: int = 0, tile: int = 200) -> Image.Image:
+    """One row per style: its name, then `examples` images, each scaled to fit a `tile`-pixel square."""
+    rng = np.random.default_rng(seed)
+    label_width = 190
+    sheet = Image.new("RGB", (label_width + examples * (tile + 8), len(styles) * (tile + 8)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (name, style) in enumerate(styles.items()):
+        top = row * (tile + 8) + 4
+        draw.text((6, top + tile // 2 - 8), name, fill="black", font_size=15)
+        for column in range(examples):
+            image = Image.open(io.BytesIO(style(images[(row * examples + column) % len(images)], rng))).convert("RGB")
+            # Thumbnails are shown with their pixels, not smoothed, so a 12-pixel image looks like one.
+            scale = tile / max(image.size)
+            resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+            fitted = ImageOps.pad(image, (tile, tile), method=resample, color=(120, 150, 120))
+            sheet.paste(fitted, (label_width + column * (tile + 8), top))
+    return sheet
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.upload_styles", description="Accuracy on upload-style fixtures.")
+    parser = argparse.ArgumentParser(prog="python -m training.upload_styles", description="Accuracy on upload-style and photo fixtures.")
     parser.add_argument("--data", help="MNIST .npz file or IDX folder")
     parser.add_argument("--model", default="model/digitserve.keras")
     parser.add_argument("--per-style", type=int, default=100)
+    parser.add_argument("--group", choices=[*GROUPS, "all"], default="all", help="which fixture group to score (default: all)")
     parser.add_argument("--save", help="also write the fixture images into this folder")
+    parser.add_argument("--sheet", help="also write a contact sheet PNG with a few examples of each style")
     args = parser.parse_args(argv)
     from app.classifier import Classifier, ModelLoadError
     from app.preprocess import PreprocessError, preprocess
@@ -197,16 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         except PreprocessError:
             return -1
 
-    if args.save:
-        from pathlib import Path
+    groups = GROUPS if args.group == "all" else {args.group: GROUPS[args.group]}
+    if args.sheet:
+        contact_sheet(data.x_test, {name: style for styles in groups.values() for name, style in styles.items()}).save(args.sheet)
+    for group, styles in groups.items():
+        if args.save:
+            from pathlib import Path
 
-        folder = Path(args.save)
-        folder.mkdir(parents=True, exist_ok=True)
-        for number, (style, label, image_bytes) in enumerate(render_fixtures(data.x_test, data.y_test, args.per_style)):
-            (folder / f"{style}-{number:04d}-label{label}.img").write_bytes(image_bytes)
-    scores = accuracy_by_style(classify, data.x_test, data.y_test, args.per_style)
-    for style, score in scores.items():
-        print(f"{style:>18}  {score:7.2%}")
+            folder = Path(args.save)
+            folder.mkdir(parents=True, exist_ok=True)
+            for number, (style, label, image_bytes) in enumerate(render_fixtures(data.x_test, data.y_test, args.per_style, styles=styles)):
+                (folder / f"{style}-{number:04d}-label{label}.img").write_bytes(image_bytes)
+        print(group)
+        for style, score in accuracy_by_style(classify, data.x_test, data.y_test, args.per_style, styles=styles).items():
+            print(f"{style:>20}  {score:7.2%}")
     return 0
 
 
