@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from contextlib import suppress
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -13,6 +15,11 @@ from app.errors import RequestError, UploadTooLarge
 
 # Room for the multipart boundary and part headers around a file of the maximum size.
 MULTIPART_OVERHEAD = 64 * 1024
+# After a 413 the rest of an oversize body is read and dropped, this much at most, before the
+# connection closes: closing on unread bytes makes the kernel send a reset, and a client still
+# sending (most send the whole body before reading) then sees "connection reset", not the answer.
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 3.0
 IMAGE_MEDIA_HINT = "send the image as multipart/form-data field 'file' (curl -F file=@digit.png) or as a raw body with an image/* Content-Type"
 
 
@@ -29,22 +36,41 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit, stated_limit = self.limit_for_path(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_too_large(send, stated_limit)
+            # Reading would send "100 Continue" after our answer; such a client sends nothing unasked.
+            waits_to_send = headers.get(b"expect", b"").lower() == b"100-continue"
+            await _send_too_large(send, stated_limit, receive=None if waits_to_send else receive)
             return
         received = 0
+        unread = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, unread
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    unread = message.get("more_body", False)
                     raise UploadTooLarge(too_large_sentence(stated_limit))
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def draining_send(message: Message) -> None:
+            nonlocal unread
+            if not unread:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await send({**message, "headers": [*message.get("headers", []), (b"connection", b"close")]})
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                unread = False
+                await send({**message, "more_body": True})
+                await drain_body(receive)
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                await send(message)
+
+        await self.app(scope, limited_receive, draining_send)
 
 
 def too_large_sentence(limit: int) -> str:
@@ -52,11 +78,29 @@ def too_large_sentence(limit: int) -> str:
     return f"The upload is larger than the limit of {limit / (1024 * 1024):.1f} MB: send a smaller image."
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
+async def drain_body(receive: Receive) -> None:
+    """Read and drop the rest of the request body, up to DRAIN_BYTES and DRAIN_SECONDS."""
+    drained = 0
+    with suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained < DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+
+
+async def _send_too_large(send: Send, limit: int, receive: Receive | None) -> None:
+    """Answer 413 with the sentence, then drain what `receive` still holds of the body, then close."""
     body = json.dumps({"detail": too_large_sentence(limit)}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": receive is not None})
+    if receive is not None:
+        await drain_body(receive)
+        await send({"type": "http.response.body", "body": b""})
 
 
 def media_type(request: Request) -> str:

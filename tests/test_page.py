@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import shutil
 import socket
@@ -11,13 +13,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 DIGIT_PNG = Path(__file__).parent / "data" / "digit.png"
+UPLOAD_LIMIT = 5 * 1024 * 1024
+EXIF_ORIENTATION = 0x0112
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -179,3 +185,84 @@ def test_heatmap_toggle_shows_the_overlay(page):
     page.uncheck("#heatmap-toggle")
     expect(page.locator("#seen")).to_have_attribute("src", before)
     assert not page.console_errors
+
+
+@pytest.fixture(scope="module")
+def phone_photo(tmp_path_factory) -> Path:
+    """A 12-megapixel, ~8 MB JPEG of the 7 on noisy paper, stored on its side with EXIF orientation 6, as phones save them."""
+    ink = np.asarray(Image.open(DIGIT_PNG).convert("L").resize((2400, 2400), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    paper = np.ones((4000, 3000), dtype=np.float32)
+    paper[800:3200, 300:2700] = ink
+    tint = (40 + 170 * paper)[..., None] * np.array([1.0, 0.97, 0.9], dtype=np.float32)
+    # Sensor noise, the one thing that makes a phone's JPEG of a plain page weigh megabytes.
+    noise = np.tile(np.random.default_rng(0).normal(0, 18, (500, 500, 3)).astype(np.float32), (8, 6, 1))
+    upright = Image.fromarray(np.clip(tint + noise, 0, 255).astype(np.uint8), "RGB")
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path_factory.mktemp("photo") / "IMG_0001.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, "JPEG", quality=95, exif=exif)
+    assert path.stat().st_size > 7 * 1024 * 1024
+    return path
+
+
+def predict_requests(page) -> list:
+    """Collects the page's /predict requests from now on, and keeps the file each one sends for `sent_file`."""
+    # Chromium does not report a request body built from a File, so the page's fetch is wrapped to keep it.
+    page.evaluate("""() => {
+        window.sentFiles = [];
+        const send = window.fetch;
+        window.fetch = (url, options) => {
+            if (options?.body instanceof FormData) window.sentFiles.push(options.body.get("file"));
+            return send(url, options);
+        };
+    }""")
+    sent = []
+    page.on("request", lambda request: "/predict" in request.url and sent.append(request))
+    return sent
+
+
+def sent_file(page) -> bytes:
+    """The bytes of the file in the page's latest request since `predict_requests`."""
+    data_url = page.evaluate("""() => new Promise((resolve) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result);
+        reader.readAsDataURL(window.sentFiles.at(-1));
+    })""")
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+def test_phone_photo_is_shrunk_upright_and_read(page, phone_photo):
+    from playwright.sync_api import expect
+
+    sent = predict_requests(page)
+    page.set_input_files("#file", str(phone_photo))
+    expect_digit(page, 7)
+    expect(page.locator("#error")).to_be_hidden()
+    assert not page.console_errors
+    assert len(sent) == 1
+    # Playwright reports a zero body size for a body built from a File; the header holds the real one.
+    assert int(sent[0].all_headers()["content-length"]) < UPLOAD_LIMIT
+    shrunk = Image.open(io.BytesIO(sent_file(page)))
+    # Portrait: the EXIF orientation was applied before shrinking, and the copy needs none.
+    assert (shrunk.format, shrunk.size) == ("JPEG", (1200, 1600))
+    assert shrunk.getexif().get(EXIF_ORIENTATION, 1) == 1
+
+
+def test_large_transparent_drawing_stays_png(page, tmp_path):
+    strokes = Image.open(DIGIT_PNG).convert("L").resize((2000, 2000), Image.Resampling.BICUBIC)
+    drawing = Image.new("RGBA", strokes.size)
+    drawing.putalpha(strokes.point(lambda level: 255 - level))
+    path = tmp_path / "drawing.png"
+    drawing.save(path)
+    predict_requests(page)
+    page.set_input_files("#file", str(path))
+    expect_digit(page, 7)
+    shrunk = Image.open(io.BytesIO(sent_file(page)))
+    assert (shrunk.format, shrunk.mode, shrunk.size) == ("PNG", "RGBA", (1600, 1600))
+
+
+def test_small_image_is_sent_as_it_is(page):
+    predict_requests(page)
+    page.set_input_files("#file", str(DIGIT_PNG))
+    expect_digit(page, 7)
+    assert sent_file(page) == DIGIT_PNG.read_bytes()

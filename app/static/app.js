@@ -4,6 +4,11 @@
 
 const PEN_WIDTH = 20; // about MNIST's pen, relative to a digit drawn across most of the canvas
 const PREDICT_DELAY_MS = 250;
+// A phone photo (12 megapixels, 3-10 MB) is often over the service's 5 MB upload limit, and the
+// model reads 28x28 pixels: larger images are sent as a smaller copy made here.
+const SHRINK_OVER_BYTES = 1.5 * 1024 * 1024;
+const SHRINK_TO_SIDE = 1600;
+const JPEG_QUALITY = 0.9;
 
 const canvas = document.getElementById("canvas");
 const context = canvas.getContext("2d");
@@ -88,7 +93,7 @@ function endStroke() {
 
 function predictCanvas() {
   if (!hasInk) return;
-  canvas.toBlob((blob) => blob && predict(blob, "drawing.png"), "image/png");
+  canvas.toBlob((blob) => blob && predict({ blob, name: "drawing.png" }), "image/png");
 }
 
 function showError(message) {
@@ -158,10 +163,13 @@ async function showHeatmap() {
   seenImage.alt = "Heatmap over the 28 by 28 input: brighter, warmer pixels drove the prediction more";
 }
 
-async function predict(blob, name) {
+// `upload` is {blob, name}, or a promise of it while a photo is being shrunk.
+async function predict(upload) {
   const thisRequest = ++requestNumber;
   clearError();
   summary.textContent = "Reading…";
+  const { blob, name } = await upload;
+  if (thisRequest !== requestNumber) return;
   const form = new FormData();
   form.append("file", blob, name);
   try {
@@ -183,6 +191,53 @@ async function predict(blob, name) {
   }
 }
 
+// The file as it is when it is small, else a copy at most SHRINK_TO_SIDE pixels a side; the
+// file as it is too when the browser cannot decode it, so that the service gives its answer.
+async function uploadable(file) {
+  const original = { blob: file, name: file.name };
+  let bitmap;
+  try {
+    // "from-image" applies the EXIF orientation, so the copy, which carries no EXIF, is upright.
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch (error) {
+    return original;
+  }
+  try {
+    const scale = Math.min(1, SHRINK_TO_SIDE / Math.max(bitmap.width, bitmap.height));
+    if (scale === 1 && file.size <= SHRINK_OVER_BYTES) return original;
+    const copy = await scaledCopy(bitmap, scale, file.type !== "image/jpeg");
+    // Re-encoding at the same size pays only when it makes the file smaller.
+    if (!copy || (scale === 1 && copy.size >= file.size)) return original;
+    const extension = copy.type === "image/png" ? ".png" : ".jpg";
+    return { blob: copy, name: (file.name.replace(/\.[^.]*$/, "") || "image") + extension };
+  } catch (error) {
+    return original;
+  } finally {
+    bitmap.close();
+  }
+}
+
+function scaledCopy(bitmap, scale, mayBeTransparent) {
+  const copy = document.createElement("canvas");
+  copy.width = Math.max(1, Math.round(bitmap.width * scale));
+  copy.height = Math.max(1, Math.round(bitmap.height * scale));
+  const copyContext = copy.getContext("2d");
+  copyContext.imageSmoothingQuality = "high";
+  copyContext.drawImage(bitmap, 0, 0, copy.width, copy.height);
+  // JPEG has no alpha channel: a drawing on a transparent background stays PNG, so that the
+  // service can still tell its strokes from the background.
+  const transparent = mayBeTransparent && hasTransparency(copyContext, copy.width, copy.height);
+  return new Promise((resolve) => copy.toBlob(resolve, transparent ? "image/png" : "image/jpeg", JPEG_QUALITY));
+}
+
+function hasTransparency(imageContext, width, height) {
+  const pixels = imageContext.getImageData(0, 0, width, height).data;
+  for (let index = 3; index < pixels.length; index += 4) {
+    if (pixels[index] < 255) return true;
+  }
+  return false;
+}
+
 function handleFile(file) {
   if (!file) return;
   if (preview.src) URL.revokeObjectURL(preview.src);
@@ -193,7 +248,7 @@ function handleFile(file) {
     preview.hidden = true;
     preview.removeAttribute("src");
   }
-  predict(file, file.name);
+  predict(uploadable(file));
 }
 
 function setUp() {
