@@ -61,6 +61,8 @@ BACKGROUND_SIDE = 64
 BACKGROUND_WINDOW = 0.5
 BACKGROUND_STROKES, BACKGROUND_MEDIAN_STROKES = 3.0, 6.0
 BACKGROUND_OPENING, BACKGROUND_MEDIAN = (0.08, 0.3), (0.12, 0.5)
+# Strokes at most this wide (pixels at BACKGROUND_SIDE) are thin: pencil, pen, not marker.
+BACKGROUND_THIN_STROKE = 2.5
 # Which way the ink goes is judged at this many pixels a side, against medians over windows of
 # these shares of it, where one side holds this many times the other's thin contrast.
 POLARITY_SIDE = 96
@@ -103,12 +105,14 @@ BOX_MARGIN, SPECK_SHARE = 0.05, 0.01
 # A component touching the image's edge counts this much when choosing the digit: frames,
 # desk edges and scanner bars touch the edge, digits rarely do.
 EDGE_WEIGHT = 0.25
+# The digit's box reaches at most this share of its size beyond its strokes, to take in their grey edges.
+CROP_MARGIN = 0.05
 # The digit is at least this share of the image's longer side.
 MIN_DIGIT_SHARE = 0.04
 # Strokes cover more than this share of an image only when it is texture, not a digit on paper.
 MAX_INK_SHARE = 0.5
 # Stroke width, in pixels of the 20x20 box, outside which strokes are thickened or thinned.
-MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 4.5, 2.4
+MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 5.0, 2.2
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=np.uint8)
 # The eight neighbours without the pixel itself.
 RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
@@ -311,7 +315,12 @@ def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarra
     digit = np.where(cv2.dilate(dropped.view(np.uint8), EIGHT_NEIGHBOURS) > 0, np.float32(0), ink)
     rows = np.flatnonzero(chosen.any(axis=1))
     cols = np.flatnonzero(chosen.any(axis=0))
-    crop = digit[max(rows[0] - 1, 0) : rows[-1] + 2, max(cols[0] - 1, 0) : cols[-1] + 2]
+    # MNIST's box holds every grey pixel of the digit: crop to the ink, a little beyond the strokes.
+    margin = max(2, round(CROP_MARGIN * max(rows[-1] - rows[0], cols[-1] - cols[0])))
+    top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
+    around = digit[top : rows[-1] + margin + 1, left : cols[-1] + margin + 1]
+    inked_rows, inked_cols = np.flatnonzero(around.any(axis=1)), np.flatnonzero(around.any(axis=0))
+    crop = around[inked_rows[0] : inked_rows[-1] + 1, inked_cols[0] : inked_cols[-1] + 1]
     record("digit", crop)
     mnist = _place_by_centre_of_mass(_fit_box(crop))
     record("28x28", mnist)
@@ -380,14 +389,15 @@ def _find_surface(gray: np.ndarray) -> np.ndarray:
     # A shadow across the sheet puts part of it nearer the desk's level: try a few levels between
     # the two and keep the outline most fully covered by light paper.
     best, best_fill = None, SURFACE_FILL
+    steepest = _steepest_steps(closed)
     for split in SURFACE_SPLITS:
-        candidate = _surface_outline(closed, small, dark_level + split * (light_level - dark_level))
+        candidate = _surface_outline(closed, small, steepest, dark_level + split * (light_level - dark_level))
         if candidate is not None and candidate[1] >= best_fill:
             best, best_fill = candidate
     return gray if best is None else _crop_to_surface(gray, best / scale)
 
 
-def _surface_outline(closed: np.ndarray, small: np.ndarray, level: float) -> tuple[np.ndarray, float] | None:
+def _surface_outline(closed: np.ndarray, small: np.ndarray, steepest: np.ndarray, level: float) -> tuple[np.ndarray, float] | None:
     """The convex outline of the largest region lighter than `level` and the share of it that is light, if it can be a surface."""
     light = closed > level
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light.view(np.uint8), connectivity=4)
@@ -405,19 +415,25 @@ def _surface_outline(closed: np.ndarray, small: np.ndarray, level: float) -> tup
     if cv2.pointPolygonTest(hull, (small.shape[1] / 2, small.shape[0] / 2), False) < 0:
         return None
     contrast = float(np.median(small[inside]) - np.median(small[~inside]))
-    # Judged on the closed image, so ruled or grid lines crossing a vignette do not look like an edge.
-    if contrast < SURFACE_CONTRAST or not _edge_is_sharp(closed.astype(np.float32) * np.float32(1 / 255), hull, contrast):
+    if contrast < SURFACE_CONTRAST or not _edge_is_sharp(steepest, hull, contrast):
         return None
     # Paper with ink fills its outline nearly whole; light strokes on a dark ground (a fat 0 or 8) leave holes.
     return hull.reshape(-1, 2).astype(np.float32), np.count_nonzero(region.view(bool) & inside) / np.count_nonzero(inside)
 
 
-def _edge_is_sharp(small: np.ndarray, hull: np.ndarray, contrast: float) -> bool:
+def _steepest_steps(closed: np.ndarray) -> np.ndarray:
+    """The steepest change of level (0-1 per pixel) within two pixels of each point.
+
+    Measured on the closed image, so ruled or grid lines crossing a vignette do not look like an edge.
+    """
+    levels = closed.astype(np.float32) * np.float32(1 / 255)
+    gradient = cv2.magnitude(cv2.Sobel(levels, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(levels, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    return cv2.dilate(gradient, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+
+
+def _edge_is_sharp(steepest: np.ndarray, hull: np.ndarray, contrast: float) -> bool:
     """Whether the level steps across the outline within a few pixels, as at a sheet's edge (a vignette fades)."""
-    gradient = cv2.magnitude(cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    # The steepest step within two pixels of each point of the outline.
-    steepest = cv2.dilate(gradient, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    outline = np.zeros(small.shape, dtype=np.uint8)
+    outline = np.zeros(steepest.shape, dtype=np.uint8)
     cv2.polylines(outline, [hull], True, 1)
     # Where the sheet runs off the picture, its outline follows the frame: there is no edge to see.
     outline[:3], outline[-3:], outline[:, :3], outline[:, -3:] = 0, 0, 0, 0
@@ -502,6 +518,10 @@ def _opposite_bands(gray: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[s
     usual = float(np.median(gray[height // 4 : height - height // 4, width // 4 : width - width // 4]))
     bands = []
     for axis in (0, 1):
+        # A band starts at the very edge: look at the two outermost lines before all the others.
+        outer = np.take(gray, [0, 1, -2, -1], axis=1 - axis)
+        if not (np.median(outer, axis=axis) - usual >= OPPOSITE_PAPER).any():
+            continue
         light = np.median(gray, axis=axis) - usual >= OPPOSITE_PAPER
         size = light.size
         leading = size if light.all() else int(np.argmin(light))
@@ -553,8 +573,11 @@ def _paper_level(gray: np.ndarray) -> np.ndarray | np.float32:
     stroke = _stroke_width(deviation > 0.5 * max(float(deviation.max()), 1.0))
     opening = _odd(min(max(BACKGROUND_STROKES * stroke, BACKGROUND_OPENING[0] * side), BACKGROUND_OPENING[1] * side))
     level = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opening, opening)), borderType=cv2.BORDER_REPLICATE)
-    median = _odd(min(max(BACKGROUND_MEDIAN_STROKES * stroke, BACKGROUND_MEDIAN[0] * side), BACKGROUND_MEDIAN[1] * side))
-    level = np.maximum(level, cv2.medianBlur(levels, median).astype(np.float32) * np.float32(1 / 255))
+    if stroke <= BACKGROUND_THIN_STROKE:
+        # Only under thin strokes: a median narrow enough to follow a vignette would take the
+        # middle of a thick stroke for paper.
+        median = _odd(min(max(BACKGROUND_MEDIAN_STROKES * stroke, BACKGROUND_MEDIAN[0] * side), BACKGROUND_MEDIAN[1] * side))
+        level = np.maximum(level, cv2.medianBlur(levels, median).astype(np.float32) * np.float32(1 / 255))
     if level.max() - level.min() < 0.01:
         return np.float32(np.median(level))
     level = cv2.GaussianBlur(level, (0, 0), opening / 4)
@@ -645,6 +668,8 @@ def _line_runs(strokes: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray
     # Thickened downwards by a few rows, a line that wavers a little still has long horizontal runs.
     band = cv2.dilate(strokes.view(np.uint8), np.ones((LINE_TILT_ROWS, 1), np.uint8))
     runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    if not cv2.countNonZero(runs):
+        return np.zeros(strokes.shape, dtype=np.int32), np.zeros((0, 5), dtype=np.int32), np.zeros(0)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     # A run's thickness is that of the strokes around it, column by column (the median skips the
     # columns where a stroke crosses): a curved pen stroke has a straight run only along a sliver.
@@ -732,8 +757,10 @@ def _choose_digit(strokes: np.ndarray) -> np.ndarray:
         near = gap <= BOX_MARGIN * size
         inside = (left >= box[0]) & (right <= box[2]) & (top >= box[1]) & (bottom <= box[3])
         belongs = (near & (areas >= SPECK_SHARE * ink)) | ((gap <= PART_GAP * size) & (areas >= PART_SHARE * ink))
-        # Frames and desk edges reach the image's edge: only what lies within the digit's box joins it.
-        belongs &= ~on_edge | inside
+        # Frames, bars and desk edges reach the image's edge and run longer than the digit: what
+        # reaches the edge joins only when it lies within the digit's box or is a short part near it.
+        extent = np.maximum(right - left, bottom - top)
+        belongs &= ~on_edge | inside | (near & (areas >= PART_SHARE * ink) & (extent < size))
         grown = chosen | belongs
         if (grown == chosen).all():
             break
@@ -834,17 +861,18 @@ def _resampling_matrix(source: int, target: int, kind: str) -> np.ndarray:
     scale = source / target
     filter_scale = max(scale, 1.0)
     support = (0.5 if kind == "box" else 1.0) * filter_scale
-    weights = np.zeros((target, source), dtype=np.float64)
-    for index in range(target):
-        centre = (index + 0.5) * scale
-        first = max(int(centre - support + 0.5), 0)
-        last = min(int(centre + support + 0.5), source)
-        offsets = (np.arange(first, last) - centre + 0.5) / filter_scale
-        if kind == "box":
-            row = ((offsets > -0.5) & (offsets <= 0.5)).astype(np.float64)
-        else:
-            row = np.clip(1.0 - np.abs(offsets), 0.0, None)
-        weights[index, first:last] = row / row.sum()
+    centres = (np.arange(target) + 0.5) * scale
+    # Pillow's window per output pixel, truncated towards zero as its C code does.
+    firsts = np.maximum((centres - support + 0.5).astype(np.int64), 0)
+    lasts = np.minimum((centres + support + 0.5).astype(np.int64), source)
+    columns = np.arange(source)
+    offsets = (columns - centres[:, np.newaxis] + 0.5) / filter_scale
+    if kind == "box":
+        weights = ((offsets > -0.5) & (offsets <= 0.5)).astype(np.float64)
+    else:
+        weights = np.clip(1.0 - np.abs(offsets), 0.0, None)
+    weights[(columns < firsts[:, np.newaxis]) | (columns >= lasts[:, np.newaxis])] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
     weights = weights.astype(np.float32)
     weights.flags.writeable = False
     return weights
