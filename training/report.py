@@ -17,9 +17,10 @@ from app.classifier import file_sha256
 PREPROCESSING = {
     "input": "float32 array of shape (N, 28, 28), values in [0, 1]",
     "polarity": "white (1.0) digit on black (0.0) background",
-    "recipe": "app/preprocess.py: EXIF orientation, alpha flattened, grayscale, polarity from the border, "
-    "background removed, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio (anti-aliased), "
-    "placed in 28x28 with its centre of mass at the centre",
+    "recipe": "app/preprocess.py: EXIF orientation, alpha flattened, grayscale, impulse noise filtered, the sheet or note "
+    "found and flattened, ink separated from paper and light whatever its polarity, printed lines and boxes removed, "
+    "the digit's strokes chosen among marks, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
+    "(anti-aliased, strokes thinned without breaking), placed in 28x28 with its centre of mass at the centre",
 }
 
 
@@ -62,8 +63,11 @@ def plot_training_curves(history: dict, path: Path) -> str:
         accuracy_axis.plot(epochs, history["val_accuracy"], label="validation")
     if "test_accuracy" in history:
         accuracy_axis.plot(epochs, history["test_accuracy"], label="test (reported only)", linestyle="--")
+    if "scene_val_accuracy" in history:
+        accuracy_axis.plot(epochs, history["scene_val_accuracy"], label="scene validation (reported only)", linestyle=":")
+    lowest = min(min(history[key]) for key in ("accuracy", "scene_val_accuracy") if key in history)
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
-    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(max(0.0, min(history["accuracy"]) - 0.01), 1.0))
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(max(0.0, lowest - 0.01), 1.0))
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
         axis.legend()
@@ -160,7 +164,51 @@ def _chosen_epoch_line(card: dict) -> str:
     epochs = card["training"]["epochs"]
     if card.get("validation_accuracy") is None:
         return f"The last of {epochs} epochs is kept (no validation split)"
-    return f"Validation accuracy of the chosen epoch ({card['best_epoch']} of {epochs}): {card['validation_accuracy']:.2%}"
+    line = f"Validation accuracy of the chosen epoch ({card['best_epoch']} of {epochs}): {card['validation_accuracy']:.2%}"
+    if card.get("scene_validation_accuracy") is not None:
+        line += f"; {card['scene_validation_accuracy']:.2%} on the same digits rendered as uploads and photos and preprocessed"
+    return line
+
+
+def _scenes_section(card: dict) -> str:
+    """The scene images a run trained on: how many of each kind, how many preprocessing refused, how long they took."""
+    scenes = card.get("scenes")
+    if not scenes:
+        return "No scene images: the network trained on MNIST's own pixels only.\n"
+    training, validation = scenes["training"], scenes.get("validation")
+    rows = "\n".join(f"| {kind} | {kept:,} | {training['refused_per_kind'][kind]:,} |" for kind, kept in training["per_kind"].items())
+    held_out = (
+        f" The {validation['images']:,} validation digits were rendered the same way (another seed) for the scene validation accuracy;"
+        f" preprocessing refused {sum(validation['refused_per_kind'].values()):,} of them."
+        if validation
+        else ""
+    )
+    cached = " (read from the cache in this run)" if scenes.get("from_cache") else ""
+    return f"""{training["images"]:,} training digits (never validation or test ones) were rendered as uploads and photos, two thirds
+photos, and run through `app/preprocess.py`; the images it refused were left out. They are added to the clean
+digits and are not distorted again.{held_out} Rendering took {training["render_seconds"]:,.0f} s{cached},
+{training["images_per_second"]:.0f} images a second.
+
+| kind | images | refused |
+|---|---|---|
+{rows}
+"""
+
+
+def _reproduce_command(card: dict) -> str:
+    training = card["training"]
+    scenes = card.get("scenes")
+    # The number asked for: the images kept and those preprocessing refused.
+    asked = scenes["training"]["images"] + sum(scenes["training"]["refused_per_kind"].values()) if scenes else 0
+    recipe = training.get("recipe", "project")
+    return f"python -m training.train --arch {card['architecture']} --recipe {recipe} --scenes {asked} --seed {training['seed']}"
+
+
+def _time_split(training: dict) -> str:
+    fit = f"{training['fit_seconds'] / 60:.1f} minutes fitting ({training['seconds_per_epoch']} s per epoch)"
+    if "data_seconds" not in training:
+        return fit
+    return f"{training['data_seconds'] / 60:.1f} minutes preparing the data (loading, rendering the scenes), {fit}"
 
 
 def _optimizer_line(training: dict) -> str:
@@ -202,16 +250,34 @@ decision that matters without a person checking it.
 {rows}
 
 ## Training
-- Data: MNIST, {training["train_images"]:,} training images, {training["validation_images"]:,} held out of the
-  training set for validation (the test set is never used to choose anything); data sha256 `{card["data"]["sha256"][:16]}...`
-- Augmentation: {"random rotation, shear, zoom, shift and stroke-width changes" if training["augmentation"] else "none"}
+- Data: MNIST, {training["train_images"]:,} training images ({training.get("scene_images", 0):,} of them scene renders, below),
+  {training["validation_images"]:,} held out of the training set for validation (the test set is never used to choose
+  anything and stays clean MNIST); data sha256 `{card["data"]["sha256"][:16]}...`
+- Augmentation: {"random rotation, shear, zoom, shift and stroke-width changes of the clean digits" if training["augmentation"] else "none"}
 - {_optimizer_line(training)}
-- Time: {training["total_seconds"] / 60:.1f} minutes in all ({training["seconds_per_epoch"]} s per epoch) on {training["machine"]}
+- Time: {training["total_seconds"] / 60:.1f} minutes in all on {training["machine"]}: {_time_split(training)}
 - Devices: {training.get("devices", "CPU")}
 - TensorFlow {card["versions"]["tensorflow"]}, Keras {card["versions"]["keras"]}, Python {card["versions"]["python"]}
 - Model file sha256: `{card["model_sha256"]}`
 
-Reproduce with `python -m training.train --arch {card["architecture"]} --recipe {training.get("recipe", "project")} --seed {training["seed"]}`.
+Reproduce with `{_reproduce_command(card)}`.
+
+### Scene images
+{_scenes_section(card)}
+## Uploads and photos
+MNIST test digits rendered as uploads and as photos and scans (`training/upload_styles.py`,
+`training/scenes.py`), through `app/preprocess.py`:
+
+<!-- fixtures:start -->
+Run `python -m training.upload_styles --readme model/README.md` to fill in this table.
+<!-- fixtures:end -->
+
+## MNIST-C
+The 15 corruptions of MNIST-C (Mu & Gilmer 2019) through `/predict`, beside the model alone on the same arrays:
+
+<!-- mnist-c:start -->
+Run `python -m bench.mnist_c --readme model/README.md` to fill in this table.
+<!-- mnist-c:end -->
 
 ## Limitations
 MNIST digits were written by American census workers and students; other writing styles

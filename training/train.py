@@ -2,6 +2,7 @@
 
 python -m training.train --data mnist.npz --out model/
 python -m training.train --arch lenet --recipe tutorial --out runs/lenet/
+python -m training.train --data mnist.npz --limit 2000 --scenes 500 --epochs 1 --out runs/smoke/ --no-plots
 """
 
 from __future__ import annotations
@@ -11,20 +12,34 @@ import math
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from app.preprocess import mnist_pixels_to_input
-from training.architecture import ARCHITECTURES, DEFAULT_ARCHITECTURE, build_model
-from training.data import DATA_ENV_VAR, DataError, load_mnist, resolve_source, split_validation
+from training.data import DATA_ENV_VAR, DataError, MnistData, load_mnist, resolve_source, split_validation
 from training.devices import describe_strategy, training_strategy, use_mixed_precision
 from training.machine import machine_description
 from training.recipes import PROJECT_RECIPE, RECIPE_NAMES, Recipe, recipe_for
+from training.scene_data import SceneSet, default_scene_cache, render_scenes, summary
+
+# training.architecture imports Keras, so it is imported inside the functions that need it: the
+# scene-rendering workers are spawned, import this module afresh, and should not each load TensorFlow.
 
 DEFAULT_OUT = Path("model")
 MODEL_FILENAME = "digitserve.keras"
+REPOSITORY = Path(__file__).resolve().parents[1]
+# Scene images mixed into the clean training set by default. Each takes about 45 ms of CPU to render and
+# preprocess, so these and a copy of the 3,000 validation digits take about 12 minutes on 2 cores (once:
+# they are cached). Epochs grow by half, and the project recipe's 18 of them still see every clean digit
+# as often as before, so the whole run stays near half an hour on 2 cores.
+DEFAULT_SCENES = 30_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from training.architecture import ARCHITECTURES, DEFAULT_ARCHITECTURE
+
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help=f"MNIST .npz file or IDX folder (default: ${DATA_ENV_VAR}, else Keras' download)")
     parser.add_argument("--arch", default=DEFAULT_ARCHITECTURE, choices=sorted(ARCHITECTURES), help="network to train")
@@ -41,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--validation-fraction", type=float, help=f"share of the training set held out (project recipe: {PROJECT_RECIPE.validation_fraction})"
     )
     parser.add_argument("--no-augment", action="store_true", help="train on MNIST's pixels as they are")
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        help=f"training digits rendered as uploads and photos and run through app/preprocess.py, added to the clean ones "
+        f"(default {DEFAULT_SCENES:,} with the project recipe, 0 with the tutorial recipe or --limit; 0 turns them off)",
+    )
+    parser.add_argument("--scene-cache", type=Path, help="folder of rendered scene images, reused by later runs (default: the user's cache folder)")
     parser.add_argument("--mixed-precision", action="store_true", help="compute in float16 on GPUs (weights stay float32)")
     parser.add_argument("--track-test", action="store_true", help="also score the test set after each epoch (reported, never used to choose)")
     parser.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation")
@@ -52,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         recipe = recipe_for(args.arch, args.recipe)
     except ValueError as error:
         parser.error(str(error))
+    if args.scenes is None:
+        args.scenes = DEFAULT_SCENES if args.recipe == "project" and args.limit is None else 0
+    if args.scenes < 0:
+        parser.error("--scenes must be 0 or more")
+    args.scene_cache = args.scene_cache or default_scene_cache()
+    if args.scene_cache.resolve().is_relative_to(REPOSITORY):
+        parser.error("--scene-cache must be outside the repository: the cached images are large and are rebuilt on demand")
     args.recipe_settings = recipe.with_changes(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -81,13 +110,60 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_training_dataset(images, labels, batch_size: int, seed: int, augment: bool):
-    """A shuffled, endlessly repeating, augmented and prefetched tf.data pipeline."""
+@dataclass(frozen=True)
+class TrainingSets:
+    """What the network learns from and is judged on: clean MNIST then its scene renders, and the validation sets."""
+
+    images: np.ndarray  # (N, 28, 28) float32: the clean training digits, then the scene images
+    labels: np.ndarray
+    clean: np.ndarray  # (N,) bool: True for the clean digits, the ones the random distortions apply to
+    validation: tuple[np.ndarray, np.ndarray] | None
+    scenes: SceneSet | None
+    scene_validation: SceneSet | None
+
+
+def prepare_data(data: MnistData, args: argparse.Namespace) -> TrainingSets:
+    """Hold out the validation digits, then add scene renders of the training digits (and score-only ones of the validation digits)."""
+    recipe: Recipe = args.recipe_settings
+    digits, labels = data.x_train, data.y_train
+    if args.limit is not None:
+        digits, labels = digits[: args.limit], labels[: args.limit]
+    validation_digits = validation_labels = None
+    if recipe.validation_fraction > 0:
+        digits, labels, validation_digits, validation_labels = split_validation(digits, labels, recipe.validation_fraction, args.seed)
+    scenes = scene_validation = None
+    if args.scenes:
+        # Only training digits are rendered for training; the validation digits get a copy of their own, drawn from another seed.
+        scenes = render_scenes(digits, labels, args.scenes, args.seed, args.scene_cache, name="training scenes")
+        if validation_digits is not None:
+            scene_validation = render_scenes(
+                validation_digits, validation_labels, len(validation_digits), args.seed + 1, args.scene_cache, name="validation scenes"
+            )
+    scene_images = scenes.images if scenes else np.zeros((0, 28, 28), np.float32)
+    scene_labels = scenes.labels if scenes else np.zeros(0, labels.dtype)
+    return TrainingSets(
+        images=np.concatenate([mnist_pixels_to_input(digits), scene_images]),
+        labels=np.concatenate([labels, scene_labels]),
+        clean=np.arange(len(digits) + len(scene_images)) < len(digits),
+        validation=(mnist_pixels_to_input(validation_digits), validation_labels) if validation_digits is not None else None,
+        scenes=scenes,
+        scene_validation=scene_validation,
+    )
+
+
+def make_training_dataset(images, labels, clean, batch_size: int, seed: int, augment: bool):
+    """A shuffled, endlessly repeating, augmented and prefetched tf.data pipeline.
+
+    Only the clean MNIST digits are distorted. The scene images are already what app/preprocess.py
+    makes of a rendered upload, with the renderers' own variety of pen, size and slant, and the
+    service will feed the model exactly such images: a random shift or zoom would undo the centring
+    and 20x20 fit the pipeline guarantees, and train on inputs the service never produces.
+    """
     import tensorflow as tf
 
     from training.augmentation import AugmentationSettings, augment_batch
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels, clean)).cache()
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).repeat()
     if augment:
@@ -95,10 +171,12 @@ def make_training_dataset(images, labels, batch_size: int, seed: int, augment: b
         # One seed pair per batch from a seeded stream keeps parallel augmentation repeatable.
         batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
-            lambda batch, pair: (augment_batch(batch[0], pair, settings), batch[1]),
+            lambda batch, pair: (tf.where(batch[2][:, tf.newaxis, tf.newaxis], augment_batch(batch[0], pair, settings), batch[0]), batch[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+    else:
+        dataset = dataset.map(lambda images, labels, clean: (images, labels))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -139,16 +217,17 @@ def build_optimizer(recipe: Recipe, steps_per_epoch: int):
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
-def test_accuracy_callback(images, labels):
-    """A Keras callback that records test accuracy and training time after each epoch, for reporting only.
+def score_each_epoch_callback(scored: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """A Keras callback that records the accuracy on each named (images, labels) set and the training time after each epoch.
 
-    The time spent scoring is left out of `elapsed_seconds`, so the figures time the training alone.
+    The sets are for reporting only; the time spent scoring them is left out of `elapsed_seconds`,
+    so the figures time the training alone.
     """
     import keras
 
-    from training.evaluate import evaluate_model
+    from training.evaluate import predict_probabilities, score
 
-    class TrackTestAccuracy(keras.callbacks.Callback):
+    class ScoreEachEpoch(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.started, self.scoring_seconds = time.monotonic(), 0.0
 
@@ -156,56 +235,60 @@ def test_accuracy_callback(images, labels):
             scoring_started = time.monotonic()
             if logs is not None:
                 logs["elapsed_seconds"] = scoring_started - self.started - self.scoring_seconds
-                logs["test_accuracy"] = evaluate_model(self.model, images, labels).accuracy
+                for name, (images, labels) in scored.items():
+                    logs[name] = score(labels, predict_probabilities(self.model, images).argmax(axis=1)).accuracy
             self.scoring_seconds += time.monotonic() - scoring_started
 
-    return TrackTestAccuracy()
+    return ScoreEachEpoch()
+
+
+def compile_model(arch: str, recipe: Recipe, strategy, steps_per_epoch: int):
+    """The network, built and compiled under the distribution strategy."""
+    from training.architecture import build_model
+
+    with strategy.scope():
+        model = build_model(arch)
+        model.compile(optimizer=build_optimizer(recipe, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
 def train(args: argparse.Namespace) -> dict:
     """Run the whole recipe and return what the model card records."""
     import keras
-    import tensorflow as tf
 
     recipe: Recipe = args.recipe_settings
     started = time.monotonic()
     data = load_mnist(resolve_source(args.data))
     seed_everything(args.seed)
-    images, labels = data.x_train, data.y_train
-    if args.limit is not None:
-        images, labels = images[: args.limit], labels[: args.limit]
-    images = mnist_pixels_to_input(images)
-    if recipe.validation_fraction > 0:
-        train_x, train_y, val_x, val_y = split_validation(images, labels, recipe.validation_fraction, args.seed)
-        validation = (val_x, val_y)
-    else:
-        train_x, train_y, validation = images, labels, None
+    sets = prepare_data(data, args)
+    data_seconds = time.monotonic() - started
 
     policy = use_mixed_precision(args.mixed_precision)
     strategy = training_strategy()
     # Each device gets the recipe's batch, so the global batch grows with the number of GPUs.
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
-    steps_per_epoch = math.ceil(len(train_x) / global_batch)
-    with strategy.scope():
-        model = build_model(args.arch)
-        model.compile(optimizer=build_optimizer(recipe, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    tracker = test_accuracy_callback(data.x_test, data.y_test) if args.track_test else None
-    callbacks = [tracker] if tracker else []
-    keep_best = keep_best_epoch_callback() if validation is not None else None
-    callbacks += [keep_best] if keep_best else []
-    print(f"training {args.arch} ({model.count_params():,} parameters) with the {args.recipe} recipe on {len(train_x):,} images")
+    steps_per_epoch = math.ceil(len(sets.images) / global_batch)
+    model = compile_model(args.arch, recipe, strategy, steps_per_epoch)
+    scored = {"test_accuracy": (mnist_pixels_to_input(data.x_test), data.y_test)} if args.track_test else {}
+    if sets.scene_validation is not None:
+        scored["scene_val_accuracy"] = (sets.scene_validation.images, sets.scene_validation.labels)
+    scorer = score_each_epoch_callback(scored) if scored else None
+    keep_best = keep_best_epoch_callback() if sets.validation is not None else None
+    callbacks = [callback for callback in (scorer, keep_best) if callback is not None]
+    images = f"{len(sets.images):,} images ({int((~sets.clean).sum()):,} of them scenes)"
+    print(f"training {args.arch} ({model.count_params():,} parameters) with the {args.recipe} recipe on {images}")
     print(f"devices: {describe_strategy(strategy)}; global batch {global_batch}; dtype policy {policy}")
     fit_started = time.monotonic()
     history = model.fit(
-        make_training_dataset(train_x, train_y, global_batch, args.seed, augment=recipe.augment),
+        make_training_dataset(sets.images, sets.labels, sets.clean, global_batch, args.seed, augment=recipe.augment),
         steps_per_epoch=steps_per_epoch,
         epochs=recipe.epochs,
-        validation_data=validation,
+        validation_data=sets.validation,
         validation_batch_size=1000,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    fit_seconds = time.monotonic() - fit_started - (tracker.scoring_seconds if tracker else 0.0)
+    fit_seconds = time.monotonic() - fit_started - (scorer.scoring_seconds if scorer else 0.0)
     if keep_best is not None:
         model.set_weights(keep_best.best_weights)
     # The saved model computes in float32 whatever policy trained it.
@@ -217,14 +300,28 @@ def train(args: argparse.Namespace) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / MODEL_FILENAME
     save_for_serving(model, args.arch, model_path)
-    card = {
+    timings = {"data_seconds": data_seconds, "fit_seconds": fit_seconds, "total_seconds": time.monotonic() - started}
+    card = model_card(args, model, evaluation, sets, history.history, keep_best, timings, strategy, policy, data)
+    return {"card": card, "model": model, "data": data, "model_path": model_path}
+
+
+def model_card(args, model, evaluation, sets: TrainingSets, history: dict, keep_best, timings: dict, strategy, policy: str, data: MnistData) -> dict:
+    """What card.json records of a finished run."""
+    import keras
+    import tensorflow as tf
+
+    recipe: Recipe = args.recipe_settings
+    best_epoch = keep_best.best_epoch if keep_best else recipe.epochs
+    scene_accuracy = history["scene_val_accuracy"][best_epoch - 1] if "scene_val_accuracy" in history else None
+    return {
         "name": "digitserve",
         "architecture": args.arch,
         "model_file": MODEL_FILENAME,
         "parameters": int(model.count_params()),
         "test": evaluation.as_dict(),
         "validation_accuracy": round(float(keep_best.best_key[0]), 6) if keep_best else None,
-        "best_epoch": keep_best.best_epoch if keep_best else recipe.epochs,
+        "scene_validation_accuracy": round(float(scene_accuracy), 6) if scene_accuracy is not None else None,
+        "best_epoch": best_epoch,
         "training": {
             "recipe": args.recipe,
             "optimizer": recipe.optimizer,
@@ -235,24 +332,36 @@ def train(args: argparse.Namespace) -> dict:
             "validation_fraction": recipe.validation_fraction,
             "augmentation": recipe.augment,
             "seed": args.seed,
-            "train_images": len(train_x),
-            "validation_images": len(validation[0]) if validation else 0,
-            "fit_seconds": round(fit_seconds, 1),
-            "seconds_per_epoch": round(fit_seconds / recipe.epochs, 1),
-            "total_seconds": round(time.monotonic() - started, 1),
+            "train_images": len(sets.images),
+            "clean_images": int(sets.clean.sum()),
+            "scene_images": int((~sets.clean).sum()),
+            "validation_images": len(sets.validation[0]) if sets.validation else 0,
+            # Preparing the data: loading MNIST and rendering the scenes, or reading them from the cache.
+            "data_seconds": round(timings["data_seconds"], 1),
+            "fit_seconds": round(timings["fit_seconds"], 1),
+            "seconds_per_epoch": round(timings["fit_seconds"] / recipe.epochs, 1),
+            "total_seconds": round(timings["total_seconds"], 1),
             "devices": describe_strategy(strategy),
             "dtype_policy": policy,
             "machine": machine_description(),
         },
+        "scenes": {
+            "training": summary(sets.scenes),
+            "validation": summary(sets.scene_validation) if sets.scene_validation else None,
+            "from_cache": sets.scenes.cached,
+        }
+        if sets.scenes
+        else None,
         "data": {"source": Path(data.source).name, "sha256": data.sha256},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        "history": {key: [round(float(v), 6) for v in values] for key, values in history.history.items()},
+        "history": {key: [round(float(v), 6) for v in values] for key, values in history.items()},
     }
-    return {"card": card, "model": model, "data": data, "model_path": model_path}
 
 
 def save_for_serving(model, arch: str, path: Path) -> None:
     """Save the weights in a fresh, uncompiled copy so the file holds no optimizer state."""
+    from training.architecture import build_model
+
     clean = build_model(arch)
     clean.set_weights(model.get_weights())
     clean.save(path)
