@@ -7,8 +7,11 @@ For each server it measures cold start (process start to the first good /predict
 also its very first start, with an empty cache, and the time until /explain answers, which needs
 TensorFlow and the Keras model loaded), then drives
 /predict with wrk at 1, 8 and 32 keep-alive clients on a 28x28 PNG, a 280x280 PNG and a 2000x2000
-JPEG, and reads the RSS after the load. It prints the table, the ratios against the targets,
-writes bench/results.json and bench/RESULTS.md, and rewrites the README's benchmark section.
+JPEG, and reads the RSS after the load. Before the servers it times the preprocessing alone, on
+the bench uploads and, with MNIST (--data or $DIGITSERVE_MNIST), on every kind of image in
+`training.upload_styles.GROUPS` (bench/preprocess_bench.py). It prints the tables and the ratios
+against the targets, writes bench/results.json and bench/RESULTS.md, and rewrites the benchmark
+sections of bench/README.md and of the project README (the per-kind tables go to bench/ only).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import preprocess_bench  # noqa: E402
 from bench.images import IMAGES, png_280  # noqa: E402
+from training.data import DataError, resolve_source  # noqa: E402
 from training.machine import machine_description  # noqa: E402
 from training.markdown import replace_section  # noqa: E402
 
@@ -355,12 +359,41 @@ def markdown(results: list[dict], preprocessing: dict, paired: dict, verdicts, m
     return "\n".join(lines) + "\n"
 
 
+def write_reports(out: Path, readme: Path, text: str, kinds_text: str) -> None:
+    """RESULTS.md in `out`, and the benchmark sections of `out`/README.md and of `readme`; the per-kind tables stay in `out`."""
+    kinds_part = f"\n## Preprocessing per kind of image\n\n{kinds_text}" if kinds_text else ""
+    (out / "RESULTS.md").write_text(f"# Benchmark results\n\n{text}{kinds_part}")
+    sections = [(readme, README_SECTION, text), (out / "README.md", README_SECTION, text)]
+    if kinds_text:
+        sections.append((out / "README.md", preprocess_bench.README_SECTION, kinds_text))
+    for path, name, section in sections:
+        if replace_section(path, name, section):
+            print(f"updated the {name} section of {path}")
+
+
+def measure_kinds(source: str | None, per_kind: int) -> dict | None:
+    """The per-kind preprocessing figures, or None (and a note why) without MNIST."""
+    try:
+        digits = preprocess_bench.load_digits(source)
+    except DataError as error:
+        print(f"   skipped: {error}", flush=True)
+        return None
+    if digits is None:
+        print("   skipped: no MNIST data (pass --data or set DIGITSERVE_MNIST)", flush=True)
+        return None
+    by_kind = preprocess_bench.measure_kinds(digits, per_kind)
+    print(preprocess_bench.kinds_report(by_kind), flush=True)
+    return by_kind
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each measured cell in whole seconds (default 10)")
     parser.add_argument("--only", nargs="+", help="run only these servers (by name)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json and RESULTS.md go")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README whose benchmark section is rewritten")
+    parser.add_argument("--data", help="MNIST .npz file or IDX folder for the per-kind preprocessing tables (default: $DIGITSERVE_MNIST)")
+    parser.add_argument("--per-kind", type=int, default=40, help="images rendered per kind for those tables (default 40)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)", file=sys.stderr)
@@ -368,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     print("== preprocessing micro-benchmark", flush=True)
     preprocessing = preprocess_bench.measure(300)
     print(preprocess_bench.report(preprocessing), flush=True)
+    print("== preprocessing per kind of image", flush=True)
+    by_kind = measure_kinds(resolve_source(args.data), args.per_kind)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         script = Path(workdir) / "post.lua"
@@ -381,18 +416,17 @@ def main(argv: list[str] | None = None) -> int:
         paired = measure_paired(args, Path(workdir), script) if complete else None
     machine = machine_description()
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine, "servers": results, "paired": paired, "preprocessing": preprocessing}
+    report = {"machine": machine, "servers": results, "paired": paired, "preprocessing": preprocessing, "preprocessing_by_kind": by_kind}
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     if not complete:
         print("partial run: the ratios need the tutorial way, the bare ceiling and digitserve")
         return 0
     verdicts = checks(results, preprocessing, paired)
     text = markdown(results, preprocessing, paired, verdicts, machine, args.seconds)
-    (args.out / "RESULTS.md").write_text("# Benchmark results\n\n" + text)
+    kinds_text = preprocess_bench.kinds_markdown(by_kind, machine, f"python bench/run.py --per-kind {args.per_kind}") if by_kind else ""
     print()
     print(text)
-    if replace_section(args.readme, README_SECTION, text):
-        print(f"updated the benchmark section of {args.readme}")
+    write_reports(args.out, args.readme, text, kinds_text)
     return 0
 
 
