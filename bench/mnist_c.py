@@ -35,7 +35,9 @@ from app.main import create_app, load_classifier
 from app.preprocess import mnist_pixels_to_input, to_png
 from training.data import load_mnist, resolve_source
 from training.machine import machine_description
+from training.markdown import replace_section
 
+README_SECTION = "mnist-c"
 HERE = Path(__file__).resolve().parent
 SIDE = 28
 # skimage's transforms keep the image centre fixed when they are centred on (13.5, 13.5).
@@ -425,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "mnist_c.json", help="where to write the JSON results")
     parser.add_argument("--plot", type=Path, default=HERE / "mnist_c.png", help="where to write the bar plot")
     parser.add_argument("--sheet", type=Path, help="also write a contact sheet of the first test digit under every corruption")
+    parser.add_argument(
+        "--readme", type=Path, action="append", default=[], help=f"also put the table in this Markdown file's {README_SECTION!r} section (repeatable)"
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
@@ -457,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     plot(results, mean, args.plot)
+    section = f"{table(results, mean)}\n\n{args.count:,} MNIST test digits per corruption, model {classifier.version}; `python -m bench.mnist_c`.\n"
+    for readme in args.readme:
+        if not replace_section(readme, README_SECTION, section):
+            print(f"warning: {readme} has no {README_SECTION!r} section to rewrite", file=sys.stderr)
     return 0
 
 

@@ -4,8 +4,6 @@ TOO_BIG = "The upload is larger than the limit of 5.0 MB: send a smaller image."
 NOT_IMAGE = "The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file."
 CORRUPT = "The image is truncated or corrupt and could not be decoded: export it again and retry."
 EMPTY = "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit."
-BLANK = (
-    "No digit found in the image (the image is blank or has too little contrast): draw or photograph a digit in dark or bright ink."
-)
+BLANK = "No digit found in the image (the image is blank or has too little contrast): draw or photograph a digit in dark or bright ink."
 NOISE = "No digit found in the image (the image looks like random noise): draw or photograph a digit in dark or bright ink."
 OVER_PIXEL_LIMIT = "The image has too many pixels (the image has more than 25,000,000 pixels): scale it down and retry."

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from training.markdown import replace_section
 from training.scenes import SCENES, encode
+
+README_SECTION = "fixtures"
 
 Style = Callable[[np.ndarray, np.random.Generator], bytes]
 
@@ -204,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", choices=[*GROUPS, "all"], default="all", help="which fixture group to score (default: all)")
     parser.add_argument("--save", help="also write the fixture images into this folder")
     parser.add_argument("--sheet", help="also write a contact sheet PNG with a few examples of each style")
+    parser.add_argument("--json", type=Path, help="also write the scores as JSON")
+    parser.add_argument(
+        "--readme", type=Path, action="append", default=[], help=f"also put the table in this Markdown file's {README_SECTION!r} section (repeatable)"
+    )
     args = parser.parse_args(argv)
     from app.classifier import Classifier, ModelLoadError
     from app.preprocess import PreprocessError, preprocess
@@ -223,20 +232,37 @@ def main(argv: list[str] | None = None) -> int:
             return -1
 
     groups = GROUPS if args.group == "all" else {args.group: GROUPS[args.group]}
+    scores: dict[str, dict[str, float]] = {}
     if args.sheet:
         contact_sheet(data.x_test, {name: style for styles in groups.values() for name, style in styles.items()}).save(args.sheet)
     for group, styles in groups.items():
         if args.save:
-            from pathlib import Path
-
             folder = Path(args.save)
             folder.mkdir(parents=True, exist_ok=True)
             for number, (style, label, image_bytes) in enumerate(render_fixtures(data.x_test, data.y_test, args.per_style, styles=styles)):
                 (folder / f"{style}-{number:04d}-label{label}.img").write_bytes(image_bytes)
         print(group)
-        for style, score in accuracy_by_style(classify, data.x_test, data.y_test, args.per_style, styles=styles).items():
+        scores[group] = accuracy_by_style(classify, data.x_test, data.y_test, args.per_style, styles=styles)
+        for style, score in scores[group].items():
             print(f"{style:>20}  {score:7.2%}")
+    if args.json:
+        args.json.write_text(json.dumps({"per_style": args.per_style, "model_version": classifier.version, "accuracy": scores}, indent=2) + "\n")
+    section = scores_markdown(scores, args.per_style, classifier.version)
+    for readme in args.readme:
+        if not replace_section(readme, README_SECTION, section):
+            print(f"warning: {readme} has no {README_SECTION!r} section to rewrite", file=sys.stderr)
     return 0
+
+
+def scores_markdown(scores: dict[str, dict[str, float]], per_style: int, model_version: str) -> str:
+    """A table per group: accuracy of each style, then the group's overall."""
+    lines = []
+    for group, by_style in scores.items():
+        lines += [f"| {group} | accuracy |", "|---|---:|"]
+        lines += [f"| {'**overall**' if style == 'overall' else style.replace('_', ' ')} | {score:.1%} |" for style, score in by_style.items()]
+        lines.append("")
+    lines.append(f"{per_style} MNIST test digits per style, through `app/preprocess.py` and model {model_version}: `training.upload_styles`.")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
