@@ -89,6 +89,8 @@ LINE_THICKNESS = 0.03
 LINE_TILT_ROWS = 3
 # Box sides run at least this share of the image, and meet within this many pixels at corners.
 BOX_SPAN, BOX_JOIN = 0.2, 4
+# A box's sides are at most this many times as thick as its thinnest side.
+BOX_FAMILY_THICKNESS = 1.6
 # Lines lean at most this many degrees (a photo's tilt); the lean is measured on straight runs
 # of at least this share of the image.
 LINE_MAX_SKEW, LINE_SKEW_SPAN = 8.0, 0.3
@@ -320,6 +322,9 @@ def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarra
     top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
     around = digit[top : rows[-1] + margin + 1, left : cols[-1] + margin + 1]
     inked_rows, inked_cols = np.flatnonzero(around.any(axis=1)), np.flatnonzero(around.any(axis=0))
+    if inked_rows.size == 0:
+        # What is left is too faint to stand above the noise floor.
+        raise NoDigitFound("the image is blank or has too little contrast")
     crop = around[inked_rows[0] : inked_rows[-1] + 1, inked_cols[0] : inked_cols[-1] + 1]
     record("digit", crop)
     mnist = _place_by_centre_of_mass(_fit_box(crop))
@@ -710,8 +715,8 @@ def _box_borders(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sides = []
     for mask in (strokes, strokes.T):
         labels, stats, thickness = _line_runs(mask, BOX_SPAN)
-        sides.append((labels, stats, thickness <= thin_limit))
-    (across_labels, across_stats, across_thin), (down_labels, down_stats, down_thin) = sides
+        sides.append((labels, stats, thickness, thickness <= thin_limit))
+    (across_labels, across_stats, across_thickness, across_thin), (down_labels, down_stats, down_thickness, down_thin) = sides
     if np.count_nonzero(across_thin) < 2 or np.count_nonzero(down_thin) < 2:
         return empty
     down_mask = np.isin(down_labels.T, 1 + np.flatnonzero(down_thin))
@@ -721,6 +726,10 @@ def _box_borders(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     near_across = cv2.dilate(across_mask.view(np.uint8), reach) > 0
     across_keep = _meeting_at_ends(across_stats, across_thin, near_down)
     down_keep = _meeting_at_ends(down_stats, down_thin, near_across.T)
+    # A box's sides are printed alike; a pen stroke ending on them (a 1 in its box) is thicker.
+    thinnest = max(float(min(across_thickness[across_keep].min(initial=np.inf), down_thickness[down_keep].min(initial=np.inf))), 1.0)
+    across_keep &= across_thickness <= BOX_FAMILY_THICKNESS * thinnest
+    down_keep &= down_thickness <= BOX_FAMILY_THICKNESS * thinnest
     if np.count_nonzero(across_keep) < 2 or np.count_nonzero(down_keep) < 2:
         return empty
     return (np.isin(across_labels, 1 + np.flatnonzero(across_keep)) & strokes, (np.isin(down_labels, 1 + np.flatnonzero(down_keep)) & strokes.T).T)
