@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app import preprocess as pp
-from tests.conftest import digit_png, png_bytes
+from tests.conftest import TEST_DATA, digit_png, png_bytes
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -208,3 +208,11 @@ def test_mnist_digits_survive_the_round_trip(mnist):
         restored = pp.preprocess(digit_png(mnist.x_test[index]))
         differences.append(similarity(original, restored))
     assert np.median(differences) > 0.85
+
+
+def test_a_one_written_in_a_printed_box_is_kept_and_the_box_removed():
+    """A photographed form: the box's thin sides go; the thicker stroke ending on them is the digit, not a side."""
+    digit = pp.preprocess((TEST_DATA / "one-in-a-form-box.png").read_bytes())
+    assert_mnist_like(digit)
+    columns = np.flatnonzero((digit > 0.3).any(axis=0))
+    assert columns.size <= 6, "only the 1 is left, not the box around it"
