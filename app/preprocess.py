@@ -36,6 +36,8 @@ WORKING_SIDE = 256
 # pixels to work on; images this small are digits (thumbnails, MNIST itself), never noise.
 MIN_WORKING_SIDE = 96
 SMALL_IMAGE_SIDE = 32
+# Fewer pixels than this across cannot hold a digit, however long the image is.
+MIN_SIDE = 4
 # A pixel this far (0-1) lighter or darker than all its neighbours is an impulse; salt or pepper
 # on this share of the pixels is impulse noise (a dirty scan, dithering) that a median filter removes.
 IMPULSE_STEP = 0.25
@@ -279,6 +281,8 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
     """
     record = steps.__setitem__ if steps is not None else _ignore_step
     gray = np.asarray(gray, dtype=np.float32)
+    if min(gray.shape) < MIN_SIDE:
+        raise NoDigitFound(f"the image is only {min(gray.shape)} pixel(s) across, too narrow to hold a digit")
     small = max(gray.shape) <= SMALL_IMAGE_SIDE
     gray = _remove_impulse_noise(gray)
     if not small and _looks_like_noise(gray):

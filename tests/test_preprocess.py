@@ -216,3 +216,21 @@ def test_a_one_written_in_a_printed_box_is_kept_and_the_box_removed():
     assert_mnist_like(digit)
     columns = np.flatnonzero((digit > 0.3).any(axis=0))
     assert columns.size <= 6, "only the 1 is left, not the box around it"
+
+
+@pytest.mark.parametrize("height, width", [(1, 500), (500, 1), (2, 700), (700, 2), (3, 256), (7, 1000), (1000, 7), (9, 300), (33, 33)])
+@pytest.mark.parametrize("content", ["blank", "noise", "line across", "line down"])
+def test_thin_and_odd_shapes_give_a_digit_or_a_refusal(height, width, content):
+    """Slivers and strips of any content: a 28x28 digit or one of the module's own errors, never a crash."""
+    pixels = np.full((height, width), 220, np.uint8)
+    if content == "noise":
+        pixels = np.random.default_rng(height * width).integers(0, 256, (height, width), dtype=np.uint8)
+    elif content == "line across":
+        pixels[height // 2, :] = 0
+    elif content == "line down":
+        pixels[:, width // 2] = 0
+    try:
+        digit = pp.preprocess(png_bytes(pixels))
+    except pp.PreprocessError:
+        return
+    assert digit.shape == (28, 28) and np.isfinite(digit).all() and 0.0 <= digit.min() <= digit.max() <= 1.0
