@@ -87,6 +87,8 @@ STROKE_LEVEL, STROKE_NOISE = 0.35, 3.5
 # is at most this share of its height thick: pen strokes are thicker, or shorter.
 LINE_SPAN = 0.55
 LINE_THICKNESS = 0.03
+# Gaps in a printed line (a faint or broken one) up to this share of the image are closed.
+LINE_GAP = 0.03
 # Rows of tolerance for a line that wavers (paper not quite flat).
 LINE_TILT_ROWS = 3
 # Box sides run at least this share of the image, and meet within this many pixels at corners.
@@ -96,10 +98,14 @@ BOX_FAMILY_THICKNESS = 1.6
 # Lines lean at most this many degrees (a photo's tilt); the lean is measured on straight runs
 # of at least this share of the image.
 LINE_MAX_SKEW, LINE_SKEW_SPAN = 8.0, 0.3
+# The lean is the median over at most this many of the strongest lines.
+LINE_SKEW_LINES = 20
 # The lean is measured at half size on images larger than this.
 SKEW_SIDE = 128
+# A piece of ink with at most this share of its pixels away from removed lines is a remnant of them.
+REMNANT_OUTSIDE = 0.05
 # A lone straight stroke is a printed line only if it crosses nearly the whole image.
-LONE_LINE_SPAN = 0.9
+LONE_LINE_SPAN = 0.8
 # A printed line is at most this many times as thick as the thinnest line of its family.
 LINE_FAMILY_THICKNESS = 2.5
 # Digit parts: components this close to the digit (share of its size) belong to it when they
@@ -631,7 +637,10 @@ def _remove_printed_lines(strokes: np.ndarray) -> np.ndarray:
     if not horizontal.any() and not vertical.any():
         return strokes
     if skew:
-        horizontal, vertical = _rotate(horizontal, -skew) & strokes, _rotate(vertical, -skew) & strokes
+        # Turned back pixel by pixel, a line loses pixels here and there: a pixel's width around it takes them in.
+        horizontal, vertical = (
+            cv2.dilate(_rotate(lines, -skew).view(np.uint8), EIGHT_NEIGHBOURS).view(bool) & strokes for lines in (horizontal, vertical)
+        )
     kept = strokes & ~horizontal & ~vertical
     # A stroke crossing a line has ink on both sides of it: give it back the pixels in between.
     reach = 2 * (LINE_TILT_ROWS + round(LINE_THICKNESS * max(strokes.shape))) + 1
@@ -639,7 +648,23 @@ def _remove_printed_lines(strokes: np.ndarray) -> np.ndarray:
         if lines.any():
             bridged = cv2.morphologyEx(kept.view(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, kernel)) > 0
             kept |= lines & bridged
-    return kept
+    return _drop_line_remnants(kept, horizontal, vertical)
+
+
+def _drop_line_remnants(kept: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray) -> np.ndarray:
+    """Drop the bits of lines left behind (where a line wavered or faded): pieces lying wholly along a removed line."""
+    width = 2 * LINE_TILT_ROWS + 1
+    along = (cv2.dilate(horizontal.view(np.uint8), np.ones((width, 1), np.uint8)) > 0) | (
+        cv2.dilate(vertical.view(np.uint8), np.ones((1, width), np.uint8)) > 0
+    )
+    count, labels = cv2.connectedComponents(kept.view(np.uint8), connectivity=8)
+    if count < 2:
+        return kept
+    pixels = np.bincount(labels.ravel(), minlength=count)
+    outside = np.bincount(labels[~along], minlength=count)
+    remnant = outside <= REMNANT_OUTSIDE * pixels
+    remnant[0] = False
+    return kept & ~remnant[labels]
 
 
 def _line_skew(strokes: np.ndarray) -> float:
@@ -647,14 +672,13 @@ def _line_skew(strokes: np.ndarray) -> float:
     # At half size: the Hough transform's cost grows with the pixels that vote, and a line's angle hardly changes.
     if max(strokes.shape) > SKEW_SIDE:
         strokes = cv2.resize(strokes.view(np.uint8), (strokes.shape[1] // 2, strokes.shape[0] // 2), interpolation=cv2.INTER_AREA) > 0
-    side = min(strokes.shape)
-    segments = cv2.HoughLinesP(
-        strokes.view(np.uint8), 1, np.pi / 360, threshold=int(LINE_SKEW_SPAN * side), minLineLength=LINE_SKEW_SPAN * side, maxLineGap=2
-    )
-    if segments is None:
+    # The standard transform, not the probabilistic one: a faint printed line breaks into dashes,
+    # and every dash still votes for the line's angle.
+    found = cv2.HoughLines(strokes.view(np.uint8), 1, np.pi / 360, threshold=int(LINE_SKEW_SPAN * min(strokes.shape)))
+    if found is None:
         return 0.0
-    x0, y0, x1, y1 = segments.reshape(-1, 4).astype(np.float64).T
-    angles = np.degrees(np.arctan2(y1 - y0, x1 - x0))
+    # theta is the angle of the line's normal: 90 degrees for a level line, 0 for a plumb one.
+    angles = np.degrees(found[:LINE_SKEW_LINES, 0, 1].astype(np.float64)) - 90.0
     # Fold plumb lines onto level ones: a grid's two families lean by the same angle.
     angles = (angles + 45.0) % 90.0 - 45.0
     angles = angles[np.abs(angles) <= LINE_MAX_SKEW]
@@ -674,8 +698,10 @@ def _rotate(mask: np.ndarray, degrees: float) -> np.ndarray:
 def _line_runs(strokes: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Horizontal straight runs at least `span` of the width long: (labels, stats, thickness of each)."""
     length = max(int(span * strokes.shape[1]), 8)
-    # Thickened downwards by a few rows, a line that wavers a little still has long horizontal runs.
+    # Thickened downwards by a few rows, and its gaps closed, a line that wavers a little or fades
+    # in places still has long horizontal runs.
     band = cv2.dilate(strokes.view(np.uint8), np.ones((LINE_TILT_ROWS, 1), np.uint8))
+    band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, max(3, round(LINE_GAP * strokes.shape[1]))), np.uint8))
     runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     if not cv2.countNonZero(runs):
         return np.zeros(strokes.shape, dtype=np.int32), np.zeros((0, 5), dtype=np.int32), np.zeros(0)

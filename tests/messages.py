@@ -7,3 +7,6 @@ EMPTY = "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF im
 BLANK = "No digit found in the image (the image is blank or has too little contrast): draw or photograph a digit in dark or bright ink."
 NOISE = "No digit found in the image (the image looks like random noise): draw or photograph a digit in dark or bright ink."
 OVER_PIXEL_LIMIT = "The image has too many pixels (the image has more than 25,000,000 pixels): scale it down and retry."
+TOO_NARROW = (
+    "No digit found in the image (the image is only 1 pixel(s) across, too narrow to hold a digit): draw or photograph a digit in dark or bright ink."
+)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.messages import BLANK, CORRUPT, EMPTY, NOISE, NOT_IMAGE
+from tests.messages import BLANK, CORRUPT, EMPTY, NOISE, NOT_IMAGE, TOO_NARROW
 from tests.messages import OVER_PIXEL_LIMIT as OVER_LIMIT
 
 CORPUS = Path(__file__).parent / "data" / "hostile"
@@ -52,7 +52,7 @@ EXPECTED = {
     "svg-named.png": (415, NOT_IMAGE),
     "svg.svg": (415, NOT_IMAGE),
     "text.png": (415, NOT_IMAGE),
-    "tiny-1x1.png": (422, BLANK),
+    "tiny-1x1.png": (422, TOO_NARROW),
     "truncated-half.png": (400, CORRUPT),
     "truncated-header.png": (400, CORRUPT),
     "truncated.gif": (400, CORRUPT),
