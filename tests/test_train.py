@@ -81,14 +81,14 @@ def test_scene_smoke_run_records_the_scenes_in_the_card(scene_smoke_run):
 @pytest.mark.parametrize(
     ("argv", "scenes", "epochs"),
     [
-        ([], train.DEFAULT_SCENES, 18),
+        ([], 0, 18),
         (["--scenes", "0"], 0, 18),
         (["--scenes", "500", "--epochs", "3"], 500, 3),
         (["--limit", "100"], 0, 18),
         (["--arch", "lenet", "--recipe", "tutorial"], 0, 20),
     ],
 )
-def test_scenes_default_to_the_project_recipe_on_the_full_set(argv, scenes, epochs):
+def test_scenes_are_asked_for(argv, scenes, epochs):
     args = train.parse_args([*argv, "--out", "x"])
     assert (args.scenes, args.recipe_settings.epochs) == (scenes, epochs)
 
