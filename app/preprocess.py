@@ -69,6 +69,8 @@ BACKGROUND_THIN_STROKE = 2.5
 # these shares of it, where one side holds this many times the other's thin contrast.
 POLARITY_SIDE = 96
 POLARITY_WINDOWS = (0.1, 0.3)
+# A border is plain when this share of its pixels lie within this many grey levels of its median.
+PLAIN_BORDER_SHARE, PLAIN_BORDER_SPREAD = 0.95, 20
 POLARITY_MARGIN = 1.5
 # Thin contrast summed over the image (grey levels above the noise) per pixel, below which a window does not decide.
 POLARITY_MIN_CONTRAST = 0.02
@@ -560,6 +562,11 @@ def _ink_is_dark(gray: np.ndarray) -> bool:
     """
     small = _to_uint8(_shrink(gray, POLARITY_SIDE))
     levels = small.astype(np.float32)
+    paper = _plain_border(levels)
+    if paper is not None:
+        # A plain border is paper (a canvas, a scan, MNIST itself): the ink is the extreme farther from it.
+        darkest, lightest = np.percentile(levels, [0.5, 99.5])
+        return paper - darkest > lightest - paper
     # The narrowest window first: glare streaks and shadows are broad, pen strokes are not.
     for share in POLARITY_WINDOWS:
         residual = levels - cv2.medianBlur(small, _odd(share * max(small.shape)))
@@ -569,6 +576,15 @@ def _ink_is_dark(gray: np.ndarray) -> bool:
             return dark > bright
     wide = levels - cv2.medianBlur(small, max(2 * int(BACKGROUND_WINDOW * max(small.shape) / 2) + 1, 3))
     return float(np.percentile(-wide, 99.9)) > float(np.percentile(wide, 99.9))
+
+
+def _plain_border(levels: np.ndarray) -> float | None:
+    """The level of the image's outer ring when nearly all of it is one level (0-255), else None."""
+    ring = np.concatenate([levels[:2].ravel(), levels[-2:].ravel(), levels[2:-2, :2].ravel(), levels[2:-2, -2:].ravel()])
+    level = float(np.median(ring))
+    if np.count_nonzero(np.abs(ring - level) <= PLAIN_BORDER_SPREAD) < PLAIN_BORDER_SHARE * ring.size:
+        return None
+    return level
 
 
 def _paper_level(gray: np.ndarray) -> np.ndarray | np.float32:
