@@ -315,8 +315,10 @@ def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarra
     """The MNIST digit found on `surface`."""
     record("surface", surface)
     residual, noise = _ink_residual(surface)
-    record("ink", np.clip(residual / max(_bright_level(residual), 1e-3), 0, 1))
-    candidates = residual >= max(STROKE_LEVEL * _bright_level(residual), STROKE_NOISE * noise, 0.5 * MIN_CONTRAST)
+    peak = _bright_level(residual)
+    if record is not _ignore_step:
+        record("ink", np.clip(residual / max(peak, 1e-3), 0, 1))
+    candidates = residual >= max(STROKE_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST)
     strokes = _remove_printed_lines(candidates)
     record("lines removed", strokes)
     if not small and np.count_nonzero(strokes) > MAX_INK_SHARE * strokes.size:
