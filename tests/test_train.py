@@ -1,4 +1,5 @@
-"""Training end to end on a subset: saves a loadable model, repeats exactly with the same seed, mixes in scene images."""
+"""Training end to end on a subset: saves a loadable model, repeats exactly with the same seed, mixes in scene images,
+keeps the best validation epoch and draws the plots a network's layers allow."""
 
 from __future__ import annotations
 
@@ -122,3 +123,49 @@ def test_only_training_digits_are_rendered_for_training(mnist, monkeypatch, tmp_
     # The validation set the epoch is chosen on stays clean MNIST.
     assert {(digit * 255).round().astype(np.uint8).tobytes() for digit in sets.validation[0]} == validation_digits
     assert sets.images.shape == (430, 28, 28) and sets.clean.sum() == 380 and not sets.clean[380:].any()
+
+
+@pytest.mark.parametrize(
+    ("validation_accuracies", "kept_epoch"),
+    [
+        ([0.90, 0.80, 0.85], 1),
+        ([0.80, 0.90, 0.90], 2),
+        ([0.70, 0.80, 0.90], 3),
+        ([0.90] + [0.50] * 17, 1),
+    ],
+)
+def test_the_best_validation_epoch_is_restored_and_training_never_stops_early(validation_accuracies, kept_epoch):
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    callback = train.keep_best_epoch_callback(len(validation_accuracies))
+    callback.set_model(model)
+    model.stop_training = False  # as fit() starts
+    callback.on_train_begin()
+    for epoch, accuracy in enumerate(validation_accuracies):
+        # Each epoch's single weight is its number, so the restored weight names the kept epoch.
+        model.set_weights([np.full((1, 1), epoch + 1.0)])
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": 1.0 - accuracy})
+        assert not model.stop_training
+    callback.on_train_end()
+    assert model.get_weights()[0].item() == kept_epoch == callback.best_epoch + 1
+
+
+@pytest.mark.parametrize(
+    ("arch", "plots"),
+    [
+        ("softmax", {"training_curves", "confusion_matrix"}),
+        pytest.param(
+            "lenet",
+            {"training_curves", "confusion_matrix", "first_layer_filters", "feature_maps_conv1", "feature_maps_conv2"},
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_plots_are_those_the_networks_layers_allow(arch, plots, tmp_path, mnist):
+    command = ["--arch", arch, "--recipe", "tutorial", "--limit", "300", "--epochs", "1", "--data", _data_arg(mnist), "--out", str(tmp_path)]
+    assert train.main(command) == 0
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert set(card["plots"]) == plots
+    assert all((tmp_path / file).stat().st_size > 0 for file in card["plots"].values())
+    assert ("![first layer filters](first_layer_filters.png)" in (tmp_path / "README.md").read_text()) == ("first_layer_filters" in plots)

@@ -35,6 +35,13 @@ def _uniform(seed, batch, limit):
     return tf.random.stateless_uniform([batch], seed=seed, minval=-limit, maxval=limit)
 
 
+# One affine map per image, composed here and applied in a single resampling, instead of Keras'
+# RandomRotation, RandomShear, RandomZoom and RandomTranslation. Measured on a 2-core Xeon (batches of
+# 128, Keras 3.15, TensorFlow 2.21), the four layers took 14.4 ms a batch against 2.6 ms here (21.8
+# against 5.0 ms in the parallel tf.data pipeline). Their four resamplings blur the strokes: 1.5% of
+# pixels stay above 0.95, against 4.7% here and 8.1% in MNIST. RandomShear shears about the top-left
+# corner, which also moves a centred digit about 2 pixels. Their stateful seeds also made two runs of the
+# parallel pipeline give different batches.
 def _random_affine(images, seeds, settings):
     batch = tf.shape(images)[0]
     height, width = images.shape[1], images.shape[2]

@@ -3,8 +3,8 @@
 python -m training.compare --data mnist.npz            # about an hour on a 2-core CPU
 python -m training.compare --data mnist.npz --quick    # one epoch on 2,000 images each (smoke run)
 
-Writes model/comparison.{json,md,png} and the table between the comparison markers in README.md.
-Finished runs are kept in --runs (default runs/), so an interrupted comparison resumes where it stopped.
+Writes model/comparison.{json,md,png}; with --readme FILE, also the table between FILE's comparison
+markers. Finished runs are kept in --runs (default runs/), so an interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.markdown import replace_section
-from training.recipes import TUTORIAL_RECIPES
+from training.recipes import recipe_for
 
 README_SECTION = "comparison"
 
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", help="MNIST .npz file or IDX folder (default: $DIGITSERVE_MNIST, else Keras' download)")
     parser.add_argument("--out", type=Path, default=Path("model"), help="where the table and plot go (default model/)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="where each run's model and card go (default runs/)")
-    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="README whose comparison section is rewritten")
+    parser.add_argument("--readme", type=Path, help="also rewrite the comparison section of this Markdown file (default: none)")
     parser.add_argument("--only", nargs="+", metavar="ARCH", help="compare only these networks")
     parser.add_argument("--per-style", type=int, default=30, help="upload-style fixtures per style (default 30, 12 styles)")
     parser.add_argument("--quick", action="store_true", help="one epoch on 2,000 images per run: checks the machinery, not the networks")
@@ -131,7 +131,7 @@ def measure(run: Run, card: dict, folder: Path, fixtures: tuple[np.ndarray, np.n
     fixture_images, fixture_labels = fixtures
     upload_accuracy = float((classifier.predict(fixture_images).argmax(axis=1) == fixture_labels).mean())
     training = card["training"]
-    recipe_epochs = TUTORIAL_RECIPES[run.arch].epochs if run.recipe == "tutorial" else 18
+    recipe = recipe_for(run.arch, run.recipe)
     return {
         "run": run.name,
         "arch": run.arch,
@@ -139,13 +139,13 @@ def measure(run: Run, card: dict, folder: Path, fixtures: tuple[np.ndarray, np.n
         "parameters": card["parameters"],
         "file_bytes": model_path.stat().st_size,
         "epochs": training["epochs"],
-        "recipe_epochs": recipe_epochs,
+        "recipe_epochs": recipe.epochs,
         "seconds_per_epoch": training["seconds_per_epoch"],
         "test_accuracy": card["test"]["accuracy"],
         "test_accuracy_per_epoch": card["history"].get("test_accuracy", []),
         "seconds_to_99_6": seconds_to_accuracy(card["history"], 0.996),
         "upload_accuracy": upload_accuracy,
-        "published_accuracy": TUTORIAL_RECIPES[run.arch].published_accuracy if run.recipe == "tutorial" else None,
+        "published_accuracy": recipe.published_accuracy,
         "latency_batch1_ms": latency_ms(classifier, 1),
         "latency_batch64_ms": latency_ms(classifier, 64),
         "machine": training["machine"],
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "comparison.md").write_text("# Network comparison\n\n![comparison](comparison.png)\n\n" + table)
     plot_comparison(rows, args.out / "comparison.png")
     print(table)
-    if replace_section(args.readme, README_SECTION, table):
+    if args.readme is not None and replace_section(args.readme, README_SECTION, table):
         print(f"updated the comparison table in {args.readme}")
     return 0
 

@@ -1,4 +1,4 @@
-"""The model card: card.json, a human README and the plots a person would rather look at.
+"""The model card of a training run: card.json, a human README and the plots a person would rather look at.
 
 python -m training.report --model model/digitserve.keras   # redraw plots and README from card.json
 """
@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.classifier import file_sha256
+from training.machine import machine_description
+from training.scene_data import summary
 
+if TYPE_CHECKING:
+    from training.data import MnistData
+    from training.evaluate import Evaluation
+    from training.train import Fitted, TrainingSets
+
+MODEL_FILENAME = "digitserve.keras"
 PREPROCESSING = {
     "input": "float32 array of shape (N, 28, 28), values in [0, 1]",
     "polarity": "white (1.0) digit on black (0.0) background",
@@ -22,6 +32,69 @@ PREPROCESSING = {
     "the digit's strokes chosen among marks, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
     "(anti-aliased, strokes thinned without breaking), placed in 28x28 with its centre of mass at the centre",
 }
+
+
+def model_card(
+    args: argparse.Namespace,
+    model,
+    evaluation: Evaluation,
+    sets: TrainingSets,
+    fitted: Fitted,
+    data: MnistData,
+    timings: dict,
+    devices: str,
+    dtype_policy: str,
+) -> dict:
+    """What card.json records of a finished training run (training.train's arguments, sets and fit)."""
+    import keras
+    import tensorflow as tf
+
+    recipe = args.recipe_settings
+    history = fitted.history
+    scene_accuracy = history["scene_val_accuracy"][fitted.best_epoch - 1] if "scene_val_accuracy" in history else None
+    return {
+        "name": "digitserve",
+        "architecture": args.arch,
+        "model_file": MODEL_FILENAME,
+        "parameters": int(model.count_params()),
+        "test": evaluation.as_dict(),
+        "validation_accuracy": round(fitted.validation_accuracy, 6) if fitted.validation_accuracy is not None else None,
+        "scene_validation_accuracy": round(float(scene_accuracy), 6) if scene_accuracy is not None else None,
+        "best_epoch": fitted.best_epoch,
+        "training": {
+            "recipe": args.recipe,
+            "optimizer": recipe.optimizer,
+            "schedule": recipe.schedule,
+            "epochs": recipe.epochs,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "validation_fraction": recipe.validation_fraction,
+            "augmentation": recipe.augment,
+            "seed": args.seed,
+            "train_images": len(sets.images),
+            "clean_images": int(sets.clean.sum()),
+            "scene_images": int((~sets.clean).sum()),
+            "validation_images": len(sets.validation[0]) if sets.validation else 0,
+            # Preparing the data: loading MNIST and rendering the scenes, or reading them from the cache.
+            "data_seconds": round(timings["data_seconds"], 1),
+            "fit_seconds": round(timings["fit_seconds"], 1),
+            "seconds_per_epoch": round(timings["fit_seconds"] / recipe.epochs, 1),
+            "total_seconds": round(timings["total_seconds"], 1),
+            "devices": devices,
+            "dtype_policy": dtype_policy,
+            "machine": machine_description(),
+        },
+        "scenes": {
+            "training": summary(sets.scenes),
+            "validation": summary(sets.scene_validation) if sets.scene_validation else None,
+            "from_cache": sets.scenes.cached,
+        }
+        if sets.scenes
+        else None,
+        "data": {"source": Path(data.source).name, "sha256": data.sha256},
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        "history": {key: [round(float(value), 6) for value in values] for key, values in history.items()},
+    }
 
 
 def write_report(card: dict, model, data, out: Path, plots: bool = True) -> None:
@@ -34,12 +107,22 @@ def write_report(card: dict, model, data, out: Path, plots: bool = True) -> None
         card["plots"] = {
             "training_curves": plot_training_curves(card["history"], out / "training_curves.png"),
             "confusion_matrix": plot_confusion_matrix(card["test"]["confusion_matrix"], out / "confusion_matrix.png"),
-            "first_layer_filters": plot_first_layer_filters(model, out / "first_layer_filters.png"),
         }
-        if data is not None:
-            card["plots"].update(plot_feature_maps(model, data.x_test, data.y_test, out))
+        convolutions = convolution_layers(model)
+        # A network without convolutions (softmax regression) has no filters or feature maps to draw.
+        if convolutions:
+            card["plots"]["first_layer_filters"] = plot_first_layer_filters(convolutions[0], out / "first_layer_filters.png")
+            if data is not None:
+                card["plots"].update(plot_feature_maps(model, convolutions, data.x_test, data.y_test, out))
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out / "README.md").write_text(model_card_markdown(card))
+
+
+def convolution_layers(model) -> list:
+    """The model's Conv2D layers, first to last."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
 def _pyplot():
@@ -105,13 +188,10 @@ def plot_confusion_matrix(confusion: list[list[int]], path: Path) -> str:
     return path.name
 
 
-def plot_first_layer_filters(model, path: Path) -> str:
-    """The first convolution layer's kernels, one small image each."""
-    import keras
-
+def plot_first_layer_filters(convolution, path: Path) -> str:
+    """The kernels of a convolution layer (the network's first), one small image each."""
     plt = _pyplot()
-    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-    kernels = np.asarray(conv.get_weights()[0])[:, :, 0, :]
+    kernels = np.asarray(convolution.get_weights()[0])[:, :, 0, :]
     count = kernels.shape[-1]
     columns = 8
     rows = int(np.ceil(count / columns))
@@ -121,15 +201,15 @@ def plot_first_layer_filters(model, path: Path) -> str:
         axis.axis("off")
         if index < count:
             axis.imshow(kernels[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit)
-    figure.suptitle(f"First-layer filters ({conv.name}, {kernels.shape[0]}x{kernels.shape[1]}; red positive, blue negative)")
+    figure.suptitle(f"First-layer filters ({convolution.name}, {kernels.shape[0]}x{kernels.shape[1]}; red positive, blue negative)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path.name
 
 
-def plot_feature_maps(model, images, labels, out: Path, channels: int = 8) -> dict[str, str]:
-    """For each convolution layer: its first `channels` feature maps for one test digit of each class."""
+def plot_feature_maps(model, convolutions: list, images, labels, out: Path, channels: int = 8) -> dict[str, str]:
+    """For each of the model's convolution layers: its first `channels` feature maps for one test digit of each class."""
     import keras
 
     from app.preprocess import mnist_pixels_to_input
@@ -137,8 +217,8 @@ def plot_feature_maps(model, images, labels, out: Path, channels: int = 8) -> di
     plt = _pyplot()
     examples = np.stack([mnist_pixels_to_input(images[np.flatnonzero(labels == digit)[0]]) for digit in range(10)])
     plots = {}
-    for layer in (layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)):
-        maps = np.asarray(keras.Model(model.inputs, layer.output)(examples, training=False))
+    for layer in convolutions:
+        maps = np.asarray(keras.Model(model.input, layer.output)(examples, training=False))
         shown = min(channels, maps.shape[-1])
         figure, axes = plt.subplots(10, shown + 1, figsize=((shown + 1) * 0.9, 10 * 0.95))
         for digit in range(10):

@@ -3,13 +3,16 @@
 python -m training.train --data mnist.npz --out model/
 python -m training.train --arch lenet --recipe tutorial --out runs/lenet/
 python -m training.train --data mnist.npz --limit 2000 --scenes 500 --epochs 1 --out runs/smoke/ --no-plots
+
+`train()` reads in the sections of Keras' own MNIST example: prepare the data, build the model,
+train it with validation data, evaluate it on the test set, then save it and write its report
+(the card itself is built in training/report.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -20,15 +23,15 @@ import numpy as np
 from app.preprocess import mnist_pixels_to_input
 from training.data import DATA_ENV_VAR, DataError, MnistData, load_mnist, resolve_source, split_validation
 from training.devices import describe_strategy, training_strategy, use_mixed_precision
-from training.machine import machine_description
+from training.evaluate import evaluate_model
 from training.recipes import PROJECT_RECIPE, RECIPE_NAMES, Recipe, recipe_for
-from training.scene_data import SceneSet, default_scene_cache, render_scenes, summary
+from training.report import MODEL_FILENAME, model_card, write_report
+from training.scene_data import SceneSet, default_scene_cache, render_scenes
 
 # training.architecture imports Keras, so it is imported inside the functions that need it: the
 # scene-rendering workers are spawned, import this module afresh, and should not each load TensorFlow.
 
 DEFAULT_OUT = Path("model")
-MODEL_FILENAME = "digitserve.keras"
 REPOSITORY = Path(__file__).resolve().parents[1]
 # Scene images are off unless asked for. Measured with 30,000 of them (18 epochs, seed 42): the project's
 # photo fixtures rose from 91.9% to 93.7%, but photos from an independent generator fell from 91.3% to
@@ -37,7 +40,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 DEFAULT_SCENES = 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: data, network, recipe overrides, scenes, devices and outputs."""
     from training.architecture import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
@@ -69,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}/)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster smoke runs)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line, with the recipe and its overrides resolved into `recipe_settings`."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         recipe = recipe_for(args.arch, args.recipe)
@@ -178,25 +188,6 @@ def make_training_dataset(images, labels, clean, batch_size: int, seed: int, aug
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def keep_best_epoch_callback():
-    """A Keras callback that remembers the weights of the epoch with the best validation accuracy."""
-    import keras
-
-    class KeepBestEpoch(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.best_epoch, self.best_key, self.best_weights = 0, None, None
-
-        def on_epoch_end(self, epoch, logs=None):
-            # Ties on accuracy go to the lower validation loss.
-            key = (logs["val_accuracy"], -logs["val_loss"])
-            if self.best_key is None or key > self.best_key:
-                self.best_epoch, self.best_key = epoch + 1, key
-                self.best_weights = self.model.get_weights()
-
-    return KeepBestEpoch()
-
-
 def build_optimizer(recipe: Recipe, steps_per_epoch: int):
     """The recipe's optimizer, with warm-up and cosine decay or a constant rate."""
     import keras
@@ -213,6 +204,28 @@ def build_optimizer(recipe: Recipe, steps_per_epoch: int):
     if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=recipe.momentum)
     return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def compile_model(arch: str, recipe: Recipe, strategy, steps_per_epoch: int):
+    """The network, built and compiled under the distribution strategy."""
+    from training.architecture import build_model
+
+    with strategy.scope():
+        model = build_model(arch)
+        model.compile(optimizer=build_optimizer(recipe, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def keep_best_epoch_callback(epochs: int):
+    """Keras' EarlyStopping, set to keep the weights of the epoch with the best validation accuracy and never to stop early.
+
+    A patience of the whole run means it never stops. Keras 3 restores the best weights at the end
+    of training whether it stopped early or not (Keras 2 did only when it stopped), so the model
+    leaves fit() holding the best epoch. Ties keep the earlier epoch.
+    """
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=epochs, restore_best_weights=True, verbose=1)
 
 
 def score_each_epoch_callback(scored: dict[str, tuple[np.ndarray, np.ndarray]]):
@@ -240,18 +253,58 @@ def score_each_epoch_callback(scored: dict[str, tuple[np.ndarray, np.ndarray]]):
     return ScoreEachEpoch()
 
 
-def compile_model(arch: str, recipe: Recipe, strategy, steps_per_epoch: int):
-    """The network, built and compiled under the distribution strategy."""
+@dataclass(frozen=True)
+class Fitted:
+    """What fitting leaves for the card: the history, the epoch whose weights the model holds, the training time."""
+
+    history: dict[str, list[float]]
+    best_epoch: int  # counted from 1
+    validation_accuracy: float | None  # the best epoch's; None without a validation split
+    seconds: float  # fitting alone, without the time spent scoring the reported sets
+
+
+def fit_model(model, sets: TrainingSets, data: MnistData, args: argparse.Namespace, global_batch: int, steps_per_epoch: int) -> Fitted:
+    """Fit with validation data; the model ends holding the best validation epoch's weights (the last epoch's without a split)."""
+    recipe: Recipe = args.recipe_settings
+    reported = {"test_accuracy": (mnist_pixels_to_input(data.x_test), data.y_test)} if args.track_test else {}
+    if sets.scene_validation is not None:
+        reported["scene_val_accuracy"] = (sets.scene_validation.images, sets.scene_validation.labels)
+    scorer = score_each_epoch_callback(reported) if reported else None
+    keep_best = keep_best_epoch_callback(recipe.epochs) if sets.validation is not None else None
+    started = time.monotonic()
+    history = model.fit(
+        make_training_dataset(sets.images, sets.labels, sets.clean, global_batch, args.seed, augment=recipe.augment),
+        steps_per_epoch=steps_per_epoch,
+        epochs=recipe.epochs,
+        validation_data=sets.validation,
+        validation_batch_size=1000,
+        callbacks=[callback for callback in (scorer, keep_best) if callback is not None],
+        # The dataset shuffles itself; fit()'s own shuffling applies to arrays only, and warns when asked of a dataset.
+        shuffle=False,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return Fitted(
+        history=history.history,
+        best_epoch=keep_best.best_epoch + 1 if keep_best else recipe.epochs,
+        validation_accuracy=float(keep_best.best) if keep_best else None,
+        seconds=time.monotonic() - started - (scorer.scoring_seconds if scorer else 0.0),
+    )
+
+
+def save_for_serving(model, arch: str, out: Path) -> Path:
+    """Save the weights in a fresh, uncompiled copy so the file holds no optimizer state; return the file."""
     from training.architecture import build_model
 
-    with strategy.scope():
-        model = build_model(arch)
-        model.compile(optimizer=build_optimizer(recipe, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    clean = build_model(arch)
+    clean.set_weights(model.get_weights())
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MODEL_FILENAME
+    clean.save(path)
+    return path
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Run the whole recipe and return what the model card records."""
+    """Prepare the data, build the model, train, evaluate, save and report; return the card."""
     import keras
 
     recipe: Recipe = args.recipe_settings
@@ -267,117 +320,33 @@ def train(args: argparse.Namespace) -> dict:
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     steps_per_epoch = math.ceil(len(sets.images) / global_batch)
     model = compile_model(args.arch, recipe, strategy, steps_per_epoch)
-    scored = {"test_accuracy": (mnist_pixels_to_input(data.x_test), data.y_test)} if args.track_test else {}
-    if sets.scene_validation is not None:
-        scored["scene_val_accuracy"] = (sets.scene_validation.images, sets.scene_validation.labels)
-    scorer = score_each_epoch_callback(scored) if scored else None
-    keep_best = keep_best_epoch_callback() if sets.validation is not None else None
-    callbacks = [callback for callback in (scorer, keep_best) if callback is not None]
     images = f"{len(sets.images):,} images ({int((~sets.clean).sum()):,} of them scenes)"
     print(f"training {args.arch} ({model.count_params():,} parameters) with the {args.recipe} recipe on {images}")
     print(f"devices: {describe_strategy(strategy)}; global batch {global_batch}; dtype policy {policy}")
-    fit_started = time.monotonic()
-    history = model.fit(
-        make_training_dataset(sets.images, sets.labels, sets.clean, global_batch, args.seed, augment=recipe.augment),
-        steps_per_epoch=steps_per_epoch,
-        epochs=recipe.epochs,
-        validation_data=sets.validation,
-        validation_batch_size=1000,
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    fit_seconds = time.monotonic() - fit_started - (scorer.scoring_seconds if scorer else 0.0)
-    if keep_best is not None:
-        model.set_weights(keep_best.best_weights)
+
+    fitted = fit_model(model, sets, data, args, global_batch, steps_per_epoch)
     # The saved model computes in float32 whatever policy trained it.
     keras.mixed_precision.set_global_policy("float32")
 
-    from training.evaluate import evaluate_model
-
     evaluation = evaluate_model(model, data.x_test, data.y_test)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model_path = args.out / MODEL_FILENAME
-    save_for_serving(model, args.arch, model_path)
-    timings = {"data_seconds": data_seconds, "fit_seconds": fit_seconds, "total_seconds": time.monotonic() - started}
-    card = model_card(args, model, evaluation, sets, history.history, keep_best, timings, strategy, policy, data)
-    return {"card": card, "model": model, "data": data, "model_path": model_path}
 
-
-def model_card(args, model, evaluation, sets: TrainingSets, history: dict, keep_best, timings: dict, strategy, policy: str, data: MnistData) -> dict:
-    """What card.json records of a finished run."""
-    import keras
-    import tensorflow as tf
-
-    recipe: Recipe = args.recipe_settings
-    best_epoch = keep_best.best_epoch if keep_best else recipe.epochs
-    scene_accuracy = history["scene_val_accuracy"][best_epoch - 1] if "scene_val_accuracy" in history else None
-    return {
-        "name": "digitserve",
-        "architecture": args.arch,
-        "model_file": MODEL_FILENAME,
-        "parameters": int(model.count_params()),
-        "test": evaluation.as_dict(),
-        "validation_accuracy": round(float(keep_best.best_key[0]), 6) if keep_best else None,
-        "scene_validation_accuracy": round(float(scene_accuracy), 6) if scene_accuracy is not None else None,
-        "best_epoch": best_epoch,
-        "training": {
-            "recipe": args.recipe,
-            "optimizer": recipe.optimizer,
-            "schedule": recipe.schedule,
-            "epochs": recipe.epochs,
-            "batch_size": recipe.batch_size,
-            "learning_rate": recipe.learning_rate,
-            "validation_fraction": recipe.validation_fraction,
-            "augmentation": recipe.augment,
-            "seed": args.seed,
-            "train_images": len(sets.images),
-            "clean_images": int(sets.clean.sum()),
-            "scene_images": int((~sets.clean).sum()),
-            "validation_images": len(sets.validation[0]) if sets.validation else 0,
-            # Preparing the data: loading MNIST and rendering the scenes, or reading them from the cache.
-            "data_seconds": round(timings["data_seconds"], 1),
-            "fit_seconds": round(timings["fit_seconds"], 1),
-            "seconds_per_epoch": round(timings["fit_seconds"] / recipe.epochs, 1),
-            "total_seconds": round(timings["total_seconds"], 1),
-            "devices": describe_strategy(strategy),
-            "dtype_policy": policy,
-            "machine": machine_description(),
-        },
-        "scenes": {
-            "training": summary(sets.scenes),
-            "validation": summary(sets.scene_validation) if sets.scene_validation else None,
-            "from_cache": sets.scenes.cached,
-        }
-        if sets.scenes
-        else None,
-        "data": {"source": Path(data.source).name, "sha256": data.sha256},
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-        "history": {key: [round(float(v), 6) for v in values] for key, values in history.items()},
-    }
-
-
-def save_for_serving(model, arch: str, path: Path) -> None:
-    """Save the weights in a fresh, uncompiled copy so the file holds no optimizer state."""
-    from training.architecture import build_model
-
-    clean = build_model(arch)
-    clean.set_weights(model.get_weights())
-    clean.save(path)
+    save_for_serving(model, args.arch, args.out)
+    timings = {"data_seconds": data_seconds, "fit_seconds": fitted.seconds, "total_seconds": time.monotonic() - started}
+    card = model_card(args, model, evaluation, sets, fitted, data, timings, devices=describe_strategy(strategy), dtype_policy=policy)
+    write_report(card, model, data, args.out, plots=not args.no_plots)
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train from the command line; exit 2 with one sentence when the data cannot be read."""
     args = parse_args(argv)
     try:
-        result = train(args)
+        card = train(args)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from training.report import write_report
-
-    write_report(result["card"], result["model"], result["data"], args.out, plots=not args.no_plots)
-    card = result["card"]
     print(
-        f"saved {result['model_path']} (test accuracy {card['test']['accuracy']:.4%}, "
+        f"saved {args.out / card['model_file']} (test accuracy {card['test']['accuracy']:.4%}, "
         f"best epoch {card['best_epoch']}, {card['training']['total_seconds']:.0f} s)"
     )
     return 0
