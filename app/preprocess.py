@@ -125,6 +125,10 @@ MIN_DIGIT_SHARE = 0.04
 MAX_INK_SHARE = 0.5
 # Stroke width, in pixels of the 20x20 box, outside which strokes are thickened or thinned.
 MIN_STROKE, MAX_STROKE, TARGET_STROKE = 1.2, 5.0, 2.2
+# A hole in thickened hairlines at most this far (28x28 pixels) from its edge is a slit inside a stroke.
+NARROW_HOLE = 1.5
+# Fainter ink joins the chosen strokes where it connects to them, within this share of the digit's size around it.
+FAINT_LEVEL, FAINT_REACH = 0.15, 0.25
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=np.uint8)
 # The eight neighbours without the pixel itself.
 RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
@@ -323,7 +327,7 @@ def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarra
     record("lines removed", strokes)
     if not small and np.count_nonzero(strokes) > MAX_INK_SHARE * strokes.size:
         raise NoDigitFound("the image looks like texture or noise, not a digit on a plain background")
-    chosen = _choose_digit(strokes)
+    chosen = _grow_into_faint_ink(_choose_digit(strokes), residual >= max(FAINT_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST), candidates)
     ink = _ink_strength(residual, chosen, noise)
     # Within the digit's box, faint ink between its strokes stays (a blurred join, anti-aliased
     # edges); the marks left out and the lines removed go, with a pixel around them.
@@ -408,7 +412,8 @@ def _find_surface(gray: np.ndarray) -> np.ndarray:
     # A shadow across the sheet puts part of it nearer the desk's level: try a few levels between
     # the two and keep the outline most fully covered by light paper.
     best, best_fill = None, SURFACE_FILL
-    steepest = _steepest_steps(closed)
+    # The edge's sharpness is measured only for an outline that passes the cheaper tests.
+    steepest = lru_cache(maxsize=1)(lambda: _steepest_steps(closed))
     for split in SURFACE_SPLITS:
         candidate = _surface_outline(closed, small, steepest, dark_level + split * (light_level - dark_level))
         if candidate is not None and candidate[1] >= best_fill:
@@ -416,7 +421,7 @@ def _find_surface(gray: np.ndarray) -> np.ndarray:
     return gray if best is None else _crop_to_surface(gray, best / scale)
 
 
-def _surface_outline(closed: np.ndarray, small: np.ndarray, steepest: np.ndarray, level: float) -> tuple[np.ndarray, float] | None:
+def _surface_outline(closed: np.ndarray, small: np.ndarray, steepest: Callable[[], np.ndarray], level: float) -> tuple[np.ndarray, float] | None:
     """The convex outline of the largest region lighter than `level` and the share of it that is light, if it can be a surface."""
     light = closed > level
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light.view(np.uint8), connectivity=4)
@@ -434,7 +439,7 @@ def _surface_outline(closed: np.ndarray, small: np.ndarray, steepest: np.ndarray
     if cv2.pointPolygonTest(hull, (small.shape[1] / 2, small.shape[0] / 2), False) < 0:
         return None
     contrast = float(np.median(small[inside]) - np.median(small[~inside]))
-    if contrast < SURFACE_CONTRAST or not _edge_is_sharp(steepest, hull, contrast):
+    if contrast < SURFACE_CONTRAST or not _edge_is_sharp(steepest(), hull, contrast):
         return None
     # Paper with ink fills its outline nearly whole; light strokes on a dark ground (a fat 0 or 8) leave holes.
     return hull.reshape(-1, 2).astype(np.float32), np.count_nonzero(region.view(bool) & inside) / np.count_nonzero(inside)
@@ -477,8 +482,20 @@ def _crop_to_surface(gray: np.ndarray, hull: np.ndarray) -> np.ndarray:
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
     if not mask.any():
         return gray
-    crop[mask == 0] = np.median(crop[mask > 0])
-    return crop
+    return _extend_paper(crop, mask.view(bool))
+
+
+def _extend_paper(crop: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """`crop` with every pixel outside `inside` set to the smoothed paper at the nearest point inside.
+
+    A sheet darkening towards its corners meets the fill without a step: filled with one level,
+    the darker paper along the outline stood out from it as a frame of "ink".
+    """
+    window = _odd(SURFACE_MARGIN * max(crop.shape))
+    weights = cv2.blur(inside.astype(np.float32), (window, window))
+    smooth = cv2.blur(np.where(inside, crop, np.float32(0)), (window, window)) / np.maximum(weights, 1e-6)
+    _, (rows, cols) = ndimage.distance_transform_edt(~inside, return_indices=True)
+    return np.where(inside, crop, smooth[rows, cols]).astype(np.float32)
 
 
 def _corners(quadrilateral: np.ndarray) -> np.ndarray:
@@ -518,7 +535,7 @@ def _ink_strength(residual: np.ndarray, chosen: np.ndarray, noise: float) -> np.
 
 def _ink_residual(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """Ink as bright-on-black residual over the paper, whatever its polarity and light, and the noise level."""
-    if _ink_is_dark(gray):
+    if _ink_is_dark(_between_side_bands(gray)):
         gray = 1.0 - gray
     residual = gray - _paper_level(gray)
     for band, edge in _opposite_bands(gray):
@@ -554,6 +571,33 @@ def _opposite_bands(gray: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[s
     return bands
 
 
+def _between_side_bands(gray: np.ndarray) -> np.ndarray:
+    """`gray` without the bands along its sides that are far lighter or darker than its centre.
+
+    Such bands (letterboxing, a scanner's bars, an inverted strip) are no evidence of the
+    polarity of the writing between them.
+    """
+    if _plain_border(gray * np.float32(255)) is not None:
+        # One paper all round: there are no bands, however dark a thick digit makes the centre.
+        return gray
+    height, width = gray.shape
+    top, bottom, left, right = 0, height, 0, width
+    bands = _opposite_bands(gray) + _opposite_bands(1.0 - gray)
+    for (rows, cols), _ in bands:
+        if cols == slice(None):
+            top, bottom = (max(top, rows.stop), bottom) if rows.start == 0 else (top, min(bottom, rows.start))
+        else:
+            left, right = (max(left, cols.stop), right) if cols.start == 0 else (left, min(right, cols.start))
+    if not bands or bottom - top < MIN_SIDE or right - left < MIN_SIDE:
+        return gray
+    inner = gray[top:bottom, left:right]
+    # Between real bands lies a paper of the other level, seen along the inner part's own edge; a
+    # thick digit or blots on a plain page make its centre differ from its sides just as much.
+    band_level = float(np.median(np.concatenate([gray[band].ravel() for band, _ in bands])))
+    inner_edge = np.concatenate([inner[:2].ravel(), inner[-2:].ravel(), inner[:, :2].ravel(), inner[:, -2:].ravel()])
+    return inner if abs(float(np.median(inner_edge)) - band_level) >= OPPOSITE_PAPER else gray
+
+
 def _ink_is_dark(gray: np.ndarray) -> bool:
     """Whether the ink is darker than the paper.
 
@@ -567,6 +611,11 @@ def _ink_is_dark(gray: np.ndarray) -> bool:
     paper = _plain_border(levels)
     if paper is not None:
         # A plain border is paper (a canvas, a scan, MNIST itself): the ink is the extreme farther from it.
+        # Where the middle of the picture is lit a little more than its edge (a vignette), the
+        # middle's level is the paper: the border's would make the lit paper the lighter extreme.
+        middle = float(np.median(levels))
+        if abs(middle - paper) <= PLAIN_BORDER_SPREAD:
+            paper = middle
         darkest, lightest = np.percentile(levels, [0.5, 99.5])
         return paper - darkest > lightest - paper
     # The narrowest window first: glare streaks and shadows are broad, pen strokes are not.
@@ -605,15 +654,20 @@ def _paper_level(gray: np.ndarray) -> np.ndarray | np.float32:
     deviation = levels.astype(np.float32) - wide
     stroke = _stroke_width(deviation > 0.5 * max(float(deviation.max()), 1.0))
     opening = _odd(min(max(BACKGROUND_STROKES * stroke, BACKGROUND_OPENING[0] * side), BACKGROUND_OPENING[1] * side))
-    level = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opening, opening)), borderType=cv2.BORDER_REPLICATE)
+    median = _odd(min(max(BACKGROUND_MEDIAN_STROKES * stroke, BACKGROUND_MEDIAN[0] * side), BACKGROUND_MEDIAN[1] * side))
+    # Light that falls off towards the picture's edge keeps falling beyond it: continued so (an odd
+    # reflection), the filters near the edge follow the fall-off instead of levelling it, which
+    # left a frame of "ink" around pencil photographed under a vignette.
+    pad = max(opening, median) // 2 + 1
+    padded = np.pad(small, pad, mode="reflect", reflect_type="odd")
+    level = cv2.morphologyEx(padded, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (opening, opening)))
     if stroke <= BACKGROUND_THIN_STROKE:
         # Only under thin strokes: a median narrow enough to follow a vignette would take the
         # middle of a thick stroke for paper.
-        median = _odd(min(max(BACKGROUND_MEDIAN_STROKES * stroke, BACKGROUND_MEDIAN[0] * side), BACKGROUND_MEDIAN[1] * side))
-        level = np.maximum(level, cv2.medianBlur(levels, median).astype(np.float32) * np.float32(1 / 255))
-    if level.max() - level.min() < 0.01:
-        return np.float32(np.median(level))
-    level = cv2.GaussianBlur(level, (0, 0), opening / 4)
+        level = np.maximum(level, cv2.medianBlur(_to_uint8(padded), median).astype(np.float32) * np.float32(1 / 255))
+    if np.ptp(level[pad:-pad, pad:-pad]) < 0.01:
+        return np.float32(np.median(level[pad:-pad, pad:-pad]))
+    level = cv2.GaussianBlur(level, (0, 0), opening / 4)[pad:-pad, pad:-pad]
     return cv2.resize(level, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
@@ -648,8 +702,9 @@ def _remove_printed_lines(strokes: np.ndarray) -> np.ndarray:
     skew = _line_skew(strokes)
     # Lines photographed at a slight angle are found upright, then turned back.
     upright = _rotate(strokes, skew) if skew else strokes
-    horizontal, vertical = _printed_lines(upright), _printed_lines(upright.T).T
-    across, down = _box_borders(upright)
+    bands = _line_band(upright), _line_band(upright.T)
+    horizontal, vertical = _printed_lines(upright, bands[0]), _printed_lines(upright.T, bands[1]).T
+    across, down = _box_borders(upright, bands)
     horizontal |= across
     vertical |= down
     if not horizontal.any() and not vertical.any():
@@ -692,11 +747,20 @@ def _line_skew(strokes: np.ndarray) -> float:
         strokes = cv2.resize(strokes.view(np.uint8), (strokes.shape[1] // 2, strokes.shape[0] // 2), interpolation=cv2.INTER_AREA) > 0
     # The standard transform, not the probabilistic one: a faint printed line breaks into dashes,
     # and every dash still votes for the line's angle.
-    found = cv2.HoughLines(strokes.view(np.uint8), 1, np.pi / 360, threshold=int(LINE_SKEW_SPAN * min(strokes.shape)))
-    if found is None:
+    # Only angles near level and plumb are voted on: the rest of the accumulator costs time and
+    # finds nothing but diagonal pen strokes. theta is the angle of the line's normal: 90 degrees
+    # for a level line, 0 or 180 for a plumb one.
+    step, reach = np.pi / 360, int(np.ceil(2 * LINE_MAX_SKEW)) + 1
+    found = [
+        lines.reshape(-1, 3)
+        for low, high in ((0, reach), (180 - reach, 180 + reach), (360 - reach, 360))
+        if (lines := cv2.HoughLinesWithAccumulator(strokes.view(np.uint8), 1, step, int(LINE_SKEW_SPAN * min(strokes.shape)), min_theta=low * step, max_theta=high * step)) is not None
+    ]
+    if not found:
         return 0.0
-    # theta is the angle of the line's normal: 90 degrees for a level line, 0 for a plumb one.
-    angles = np.degrees(found[:LINE_SKEW_LINES, 0, 1].astype(np.float64)) - 90.0
+    found = np.concatenate(found)
+    strongest = found[np.argsort(-found[:, 2], kind="stable")[:LINE_SKEW_LINES]]
+    angles = np.degrees(strongest[:, 1].astype(np.float64)) - 90.0
     # Fold plumb lines onto level ones: a grid's two families lean by the same angle.
     angles = (angles + 45.0) % 90.0 - 45.0
     angles = angles[np.abs(angles) <= LINE_MAX_SKEW]
@@ -713,13 +777,18 @@ def _rotate(mask: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(mask.view(np.uint8), turn, (width, height), flags=cv2.INTER_NEAREST).view(bool)
 
 
-def _line_runs(strokes: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Horizontal straight runs at least `span` of the width long: (labels, stats, thickness of each)."""
-    length = max(int(span * strokes.shape[1]), 8)
-    # Thickened downwards by a few rows, and its gaps closed, a line that wavers a little or fades
-    # in places still has long horizontal runs.
+def _line_band(strokes: np.ndarray) -> np.ndarray:
+    """`strokes` thickened downwards by a few rows and with its gaps closed along the rows.
+
+    A horizontal line that wavers a little or fades in places then still has long runs.
+    """
     band = cv2.dilate(strokes.view(np.uint8), np.ones((LINE_TILT_ROWS, 1), np.uint8))
-    band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, max(3, round(LINE_GAP * strokes.shape[1]))), np.uint8))
+    return cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, max(3, round(LINE_GAP * strokes.shape[1]))), np.uint8))
+
+
+def _line_runs(strokes: np.ndarray, band: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal straight runs in `band` (of `strokes`) at least `span` of the width long: (labels, stats, thickness of each)."""
+    length = max(int(span * strokes.shape[1]), 8)
     runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     if not cv2.countNonZero(runs):
         return np.zeros(strokes.shape, dtype=np.int32), np.zeros((0, 5), dtype=np.int32), np.zeros(0)
@@ -734,10 +803,10 @@ def _line_runs(strokes: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray
     return labels, stats[1:], thickness
 
 
-def _printed_lines(strokes: np.ndarray) -> np.ndarray:
+def _printed_lines(strokes: np.ndarray, band: np.ndarray) -> np.ndarray:
     """The stroke pixels of horizontal printed lines: long, straight, thin and in a family of like lines."""
     height, width = strokes.shape
-    labels, stats, thickness = _line_runs(strokes, LINE_SPAN)
+    labels, stats, thickness = _line_runs(strokes, band, LINE_SPAN)
     if thickness.size == 0:
         return np.zeros_like(strokes)
     spans = stats[:, cv2.CC_STAT_WIDTH] / width
@@ -751,7 +820,7 @@ def _printed_lines(strokes: np.ndarray) -> np.ndarray:
     return printed[labels] & strokes
 
 
-def _box_borders(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _box_borders(strokes: np.ndarray, bands: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The stroke pixels of printed boxes' sides (across, down): thin straight lines that meet at corners.
 
     A box needs two of each, each meeting a line of the other kind near one of its ends; a pen
@@ -761,12 +830,12 @@ def _box_borders(strokes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     height, width = strokes.shape
     thin_limit = max(LINE_THICKNESS * max(height, width), 2.0)
     sides = []
-    for mask in (strokes, strokes.T):
-        labels, stats, thickness = _line_runs(mask, BOX_SPAN)
+    for mask, band in zip((strokes, strokes.T), bands, strict=True):
+        labels, stats, thickness = _line_runs(mask, band, BOX_SPAN)
+        if np.count_nonzero(thickness <= thin_limit) < 2:
+            return empty
         sides.append((labels, stats, thickness, thickness <= thin_limit))
     (across_labels, across_stats, across_thickness, across_thin), (down_labels, down_stats, down_thickness, down_thin) = sides
-    if np.count_nonzero(across_thin) < 2 or np.count_nonzero(down_thin) < 2:
-        return empty
     down_mask = np.isin(down_labels.T, 1 + np.flatnonzero(down_thin))
     across_mask = np.isin(across_labels, 1 + np.flatnonzero(across_thin))
     reach = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BOX_JOIN + 1, 2 * BOX_JOIN + 1))
@@ -829,6 +898,24 @@ def _choose_digit(strokes: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
+def _grow_into_faint_ink(chosen: np.ndarray, faint: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The chosen strokes with the fainter ink joined to them near their box (hysteresis, as in Canny's edges).
+
+    A blurred or unevenly pressed stroke falls below the stroke level in places; its faint parts
+    belong to the digit when they connect to it. Marks and lines left out stay out.
+    """
+    rows, cols = np.flatnonzero(chosen.any(axis=1)), np.flatnonzero(chosen.any(axis=0))
+    reach = round(FAINT_REACH * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+    near = np.zeros_like(chosen)
+    near[max(rows[0] - reach, 0) : rows[-1] + reach + 1, max(cols[0] - reach, 0) : cols[-1] + reach + 1] = True
+    faint = (faint & near & ~(candidates & ~chosen)) | chosen
+    count, labels = cv2.connectedComponents(faint.view(np.uint8), connectivity=8)
+    touching = np.zeros(count, dtype=bool)
+    touching[np.unique(labels[chosen])] = True
+    touching[0] = False
+    return touching[labels]
+
+
 def _stroke_width(mask: np.ndarray) -> float:
     """Typical stroke width in pixels: twice the ink's area over its outline's length.
 
@@ -865,10 +952,27 @@ def _normalise_strokes(fine: np.ndarray) -> np.ndarray:
         return fine
     if width < MIN_STROKE:
         size = max(3, 2 * round((TARGET_STROKE - width) * 4.0 / 2.0) + 1)
-        return cv2.dilate(fine, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        return _fill_narrow_holes(cv2.dilate(fine, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))))
     if width > MAX_STROKE:
         return _thin_keeping_shape(fine, round((width - TARGET_STROKE) * 4.0 / 2.0), half)
     return fine
+
+
+def _fill_narrow_holes(fine: np.ndarray) -> np.ndarray:
+    """Fill the holes in thickened hairlines narrower than a pen stroke (in the 4x grid).
+
+    Hairlines that outline a stroke (edge detectors, outline fonts) leave a slit inside it; a
+    digit's own loops are several strokes wide and stay open.
+    """
+    ink = fine > fine.max() / 2
+    holes = ndimage.binary_fill_holes(ink) & ~ink
+    if not holes.any():
+        return fine
+    count, labels = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
+    depth = ndimage.maximum(cv2.distanceTransform(holes.view(np.uint8), cv2.DIST_L2, 3), labels, np.arange(1, count))
+    narrow = np.zeros(count, dtype=bool)
+    narrow[1:] = np.asarray(depth) <= NARROW_HOLE * 4.0
+    return np.where(narrow[labels], fine.max(), fine)
 
 
 def _thin_keeping_shape(fine: np.ndarray, radius: int, level: float) -> np.ndarray:
