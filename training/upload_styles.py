@@ -7,6 +7,10 @@ scans of real surfaces (`training.scenes`).
 
     python -m training.upload_styles --data mnist.npz --per-style 100        # accuracy per style, both groups
     python -m training.upload_styles --data mnist.npz --group photos --sheet photos.png   # and a contact sheet
+    python -m training.upload_styles --json model/fixtures.json --readme README.md --readme model/README.md   # and the tables
+
+The README's "fixtures-summary" section gets the groups side by side; any "fixtures" section (the
+model card's) gets a table per group.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from training.markdown import replace_section
 from training.scenes import SCENES, encode
 
 README_SECTION = "fixtures"
+# The project README keeps the groups side by side to stay short; the model card keeps a table per group.
+README_SUMMARY_SECTION = "fixtures-summary"
 
 Style = Callable[[np.ndarray, np.random.Generator], bytes]
 
@@ -247,10 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{style:>20}  {score:7.2%}")
     if args.json:
         args.json.write_text(json.dumps({"per_style": args.per_style, "model_version": classifier.version, "accuracy": scores}, indent=2) + "\n")
-    section = scores_markdown(scores, args.per_style, classifier.version)
+    sections = {
+        README_SECTION: scores_markdown(scores, args.per_style, classifier.version),
+        README_SUMMARY_SECTION: side_by_side_markdown(scores, args.per_style, classifier.version),
+    }
     for readme in args.readme:
-        if not replace_section(readme, README_SECTION, section):
-            print(f"warning: {readme} has no {README_SECTION!r} section to rewrite", file=sys.stderr)
+        written = [name for name, section in sections.items() if replace_section(readme, name, section)]
+        if not written:
+            print(f"warning: {readme} has no {README_SECTION!r} or {README_SUMMARY_SECTION!r} section to rewrite", file=sys.stderr)
     return 0
 
 
@@ -261,8 +271,24 @@ def scores_markdown(scores: dict[str, dict[str, float]], per_style: int, model_v
         lines += [f"| {group} | accuracy |", "|---|---:|"]
         lines += [f"| {'**overall**' if style == 'overall' else style.replace('_', ' ')} | {score:.1%} |" for style, score in by_style.items()]
         lines.append("")
-    lines.append(f"{per_style} MNIST test digits per style, through `app/preprocess.py` and model {model_version}: `training.upload_styles`.")
+    lines.append(_source_line(per_style, model_version))
     return "\n".join(lines) + "\n"
+
+
+def side_by_side_markdown(scores: dict[str, dict[str, float]], per_style: int, model_version: str) -> str:
+    """One table with a column pair per group: each style's accuracy, then the groups' overall in the last row."""
+    columns = [[(style.replace("_", " "), f"{score:.1%}") for style, score in by_style.items() if style != "overall"] for by_style in scores.values()]
+    lines = ["| " + " | ".join(f"{group} | accuracy" for group in scores) + " |", "|" + "---|---:|" * len(scores)]
+    for row in range(max(len(column) for column in columns)):
+        cells = [column[row] if row < len(column) else ("", "") for column in columns]
+        lines.append("| " + " | ".join(f"{name} | {score}" for name, score in cells) + " |")
+    lines.append("| " + " | ".join(f"**overall** | {by_style['overall']:.1%}" for by_style in scores.values()) + " |")
+    lines += ["", _source_line(per_style, model_version)]
+    return "\n".join(lines) + "\n"
+
+
+def _source_line(per_style: int, model_version: str) -> str:
+    return f"{per_style} MNIST test digits per style, through `app/preprocess.py` and model {model_version}: `training.upload_styles`."
 
 
 if __name__ == "__main__":
