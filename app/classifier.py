@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.artifacts import LiteRTCopy, read_copy, write_copy
+from app.explain import LOGIT_LAYER_NEEDED, logit_layer
+from app.litert_cache import LiteRTCopy, read_copy, write_copy
 from app.runtimes import INPUT_SHAPE, Backend, KerasRuntime, LiteRTRuntime, Runtime, RuntimeMismatch, check_against, probe_images
 
 logger = logging.getLogger("digitserve")
@@ -64,23 +65,25 @@ def load_keras_model(path: str | Path):
         raise ModelLoadError(f"model file {path} expects inputs of shape {model.input_shape}, not 28x28 images")
     if output_shape != (NUM_CLASSES,):
         raise ModelLoadError(f"model file {path} outputs shape {model.output_shape}, not 10 class probabilities")
+    # Every endpoint must be able to use the model, /explain included: refused here, not with a 500 later.
+    if logit_layer(model) is None:
+        raise ModelLoadError(f"model file {path} cannot be explained: {LOGIT_LAYER_NEEDED}")
     return model
 
 
-def set_compute_threads(threads: int) -> bool:
-    """Ask TensorFlow to run each op on `threads` threads; False when it has already started.
+def model_digest(path: Path) -> str:
+    """The sha256 of the model file ("" when there is none), refused when it differs from the one its card records."""
+    digest = file_sha256(path) if path.is_file() else ""
+    check_card_digest(path, digest)
+    return digest
 
-    One thread suits a service: a tiny network's ops finish faster inline than when they are
-    split across a thread pool, and the other cores are busy decoding and preprocessing.
-    """
-    import tensorflow as tf
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow's runtime is already initialised in this process.
-        return False
-    return True
+def cached_runtime(digest: str, backend: Backend, cache_dir: Path | None, threads: int = 1) -> LiteRTRuntime | None:
+    """The cached LiteRT copy of the model with this sha256, checked and ready to serve, or None."""
+    if backend != "litert" or not cache_dir or not digest:
+        return None
+    copy = read_copy(cache_dir, digest)
+    return checked_runtime(copy, threads) if copy is not None else None
 
 
 class Classifier:
@@ -114,39 +117,35 @@ class Classifier:
         cache_dir: Path | None = None,
         keras_in_background: bool = False,
     ) -> Classifier:
-        """Load, check and warm up the model in `path`, served by `backend` on `threads` threads.
+        """Load, check and warm up the model in `path`, served by `backend` (LiteRT on `threads` threads).
 
         A LiteRT copy is read from and written to `cache_dir` when one is given; with
         `keras_in_background`, a cached copy serves at once while the Keras model loads.
         """
         path = Path(path)
-        digest = file_sha256(path) if path.is_file() else ""
-        check_card_digest(path, digest)
-        cached = read_copy(cache_dir, digest) if backend == "litert" and cache_dir and digest else None
-        classifier = cls._from_copy(cached, path, name, digest, threads, keras_in_background) if cached else None
-        if classifier is None:
+        digest = model_digest(path)
+        runtime = cached_runtime(digest, backend, cache_dir, threads)
+        if runtime is not None:
+            classifier = cls._from_copy(runtime, path, name, digest, keras_in_background)
+        else:
             classifier = cls._from_keras(path, name, digest, backend, threads, cache_dir)
         classifier.warm_up()
         return classifier
 
     @classmethod
-    def _from_copy(cls, copy: LiteRTCopy, path: Path, name: str, digest: str, threads: int, keras_in_background: bool) -> Classifier | None:
-        """Serve a cached LiteRT copy that still reproduces the Keras model's probabilities, or None."""
-        runtime = checked_runtime(copy, threads)
-        if runtime is None:
-            return None
+    def _from_copy(cls, runtime: LiteRTRuntime, path: Path, name: str, digest: str, keras_in_background: bool) -> Classifier:
+        """Serve a checked LiteRT copy at once; the Keras model behind it loads now or in the background."""
         classifier = cls(runtime, name, digest[:12], "litert")
         if keras_in_background:
-            threading.Thread(target=classifier._load_keras, args=(path, threads), name="keras-loader", daemon=True).start()
+            threading.Thread(target=classifier._load_keras, args=(path,), name="keras-loader", daemon=True).start()
         else:
-            classifier._load_keras(path, threads)
+            classifier._load_keras(path)
             classifier.model  # noqa: B018 (raises the reason when the Keras model failed to load)
         return classifier
 
     @classmethod
     def _from_keras(cls, path: Path, name: str, digest: str, backend: Backend, threads: int, cache_dir: Path | None) -> Classifier:
         """Load the Keras model and build the backend's call from it, caching a LiteRT copy."""
-        set_compute_threads(threads)
         model = load_keras_model(path)
         keras_runtime = KerasRuntime(model)
         if backend == "keras":
@@ -177,10 +176,9 @@ class Classifier:
                 return
         callback()
 
-    def _load_keras(self, path: Path, threads: int) -> None:
+    def _load_keras(self, path: Path) -> None:
         """Load the Keras model behind a cached copy and check the copy against it once more."""
         try:
-            set_compute_threads(threads)
             model = load_keras_model(path)
             keras_runtime = KerasRuntime(model)
             try:

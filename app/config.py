@@ -10,9 +10,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.artifacts import default_cache_dir
-
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "model" / "digitserve.keras"
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/digitserve, or ~/.cache/digitserve."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digitserve"
 
 
 class Settings(BaseSettings):
@@ -27,13 +30,6 @@ class Settings(BaseSettings):
     max_pixels: int = Field(25_000_000, gt=0, description="largest accepted width x height")
     max_batch_files: int = Field(64, gt=0, description="most files in one /predict/batch request")
     max_instances: int = Field(1024, gt=0, description="most tensors in one protocol (TF Serving, v2) request")
-    batch_max_size: int = Field(32, ge=1, description="most single-image requests gathered into one model call (1 turns batching off)")
-    batch_max_wait_ms: float = Field(
-        0.0, ge=0.0, le=100.0, description="how long a model call may wait for more requests; 0 runs as soon as the model is free"
-    )
-    preprocess_threads: int = Field(
-        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64, description="threads that decode and preprocess uploads (one a core)"
-    )
     backend: Literal["litert", "keras"] = Field(
         "litert", description="the model call: litert (a CPU copy checked against the Keras model) or keras (TensorFlow, for a GPU)"
     )

@@ -1,4 +1,10 @@
-"""The one place where failures become 4xx JSON answers: {"detail": "<a sentence a user can act on>"}."""
+"""The service's refusals, and the one place where each becomes an answer: a status and a sentence.
+
+Preprocessing raises its own errors (`app/preprocess.py`); the rest of the service raises the
+`RequestError` family below. Neither knows about HTTP: `STATUS` gives each its status code here.
+Answers are {"detail": "<a sentence a user can act on>"}; the protocol routes' errors also carry
+it as "error", the field their specifications name.
+"""
 
 from __future__ import annotations
 
@@ -14,44 +20,81 @@ from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound
 
 logger = logging.getLogger("digitserve")
 
-
 # nginx's status for a request the client abandoned before the answer; logged, never received.
 CLIENT_CLOSED_REQUEST = 499
 
 
 class RequestError(Exception):
-    """A request the service refuses, with its status code and a sentence for the user."""
+    """Base of the service's own refusals; the message is the sentence the user reads."""
 
-    status_code = 400
 
-    def __init__(self, detail: str, status_code: int | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        if status_code is not None:
-            self.status_code = status_code
+class UnsupportedMediaType(RequestError):
+    """The request's Content-Type is not one the route reads."""
+
+
+class FormError(RequestError):
+    """The multipart form lacks the file field, holds text in it, or more files than the route takes."""
 
 
 class UploadTooLarge(RequestError):
-    """The request body is larger than the configured limit."""
-
-    status_code = 413
+    """The request body, or a file in it, is larger than the configured limit."""
 
 
-PREPROCESS_ANSWERS: dict[type[PreprocessError], tuple[int, str]] = {
-    EmptyImage: (400, "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit."),
-    UnsupportedImage: (415, "The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file."),
-    CorruptImage: (400, "The image is truncated or corrupt and could not be decoded: export it again and retry."),
-    ImageTooLarge: (413, "The image has too many pixels ({reason}): scale it down and retry."),
-    NoDigitFound: (422, "No digit found in the image ({reason}): draw or photograph a digit in dark or bright ink."),
+class TooManyFiles(RequestError):
+    """A batch holds more files than the configured limit."""
+
+
+class ExplanationsUnavailable(RequestError):
+    """The Keras model that explanations need could not be loaded."""
+
+
+class ProtocolError(RequestError):
+    """A protocol (TF Serving, Open Inference Protocol) request with the wrong form, shape, type or values."""
+
+
+class UnknownModel(ProtocolError):
+    """The URL names a model this server does not serve."""
+
+
+class TooManyInstances(ProtocolError):
+    """A protocol request holds more images than the configured limit."""
+
+
+# The most specific class of an error that is listed here gives its status.
+STATUS: dict[type[Exception], int] = {
+    UnsupportedMediaType: 415,
+    FormError: 422,
+    UploadTooLarge: 413,
+    TooManyFiles: 413,
+    ExplanationsUnavailable: 503,
+    ProtocolError: 400,
+    UnknownModel: 404,
+    TooManyInstances: 413,
+    EmptyImage: 400,
+    UnsupportedImage: 415,
+    CorruptImage: 400,
+    ImageTooLarge: 413,
+    NoDigitFound: 422,
+}
+# Preprocessing's messages say what is wrong with the image; the answer adds what to do about it.
+PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
+    EmptyImage: "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit.",
+    UnsupportedImage: "The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file.",
+    CorruptImage: "The image is truncated or corrupt and could not be decoded: export it again and retry.",
+    ImageTooLarge: "The image has too many pixels ({reason}): scale it down and retry.",
+    NoDigitFound: "No digit found in the image ({reason}): draw or photograph a digit in dark or bright ink.",
 }
 
 
-def preprocess_answer(error: PreprocessError) -> tuple[int, str]:
-    """The status code and user-facing sentence for a preprocessing failure."""
-    for error_type, (status, template) in PREPROCESS_ANSWERS.items():
-        if isinstance(error, error_type):
-            return status, template.format(reason=str(error))
-    return 400, f"The image could not be processed: {error}."
+def error_answer(error: RequestError | PreprocessError) -> tuple[int, str]:
+    """The status code and the user-facing sentence for one of the service's errors."""
+    status = next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 400)
+    template = next((PREPROCESS_SENTENCES[kind] for kind in type(error).__mro__ if kind in PREPROCESS_SENTENCES), None)
+    if template is not None:
+        return status, template.format(reason=str(error))
+    if isinstance(error, PreprocessError):
+        return status, f"The image could not be processed: {error}."
+    return status, str(error)
 
 
 def error_body(detail: str) -> dict:
@@ -72,13 +115,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into {"detail": ...} JSON."""
 
     @app.exception_handler(RequestError)
-    async def _request_error(request: Request, error: RequestError):
-        return JSONResponse(error_body(error.detail), status_code=error.status_code)
-
     @app.exception_handler(PreprocessError)
-    async def _preprocess_error(request: Request, error: PreprocessError):
-        status, detail = preprocess_answer(error)
-        return JSONResponse(error_body(detail), status_code=status)
+    async def _domain_error(request: Request, error: RequestError | PreprocessError):
+        status, detail = error_answer(error)
+        body = {"error": detail, **error_body(detail)} if isinstance(error, ProtocolError) else error_body(detail)
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError):

@@ -19,6 +19,7 @@ from PIL import Image
 Method = Literal["gradcam", "saliency", "occlusion"]
 METHODS: tuple[Method, ...] = ("gradcam", "saliency", "occlusion")
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 6, 2
+LOGIT_LAYER_NEEDED = "explanations need the model to end in a Dense layer with a softmax activation, or in a linear Dense layer followed by a softmax"
 
 
 class Explainer:
@@ -33,11 +34,14 @@ class Explainer:
         convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         self.conv_layer = convolutions[-1] if convolutions else None
         # Scores are logits, taken before the final softmax: probabilities saturate near 1.
-        self._classifier = model.layers[-1]
+        self._classifier = logit_layer(model)
+        if self._classifier is None:
+            raise ValueError(LOGIT_LAYER_NEEDED)
         outputs = [self._classifier.input]
         if self.conv_layer is not None:
             outputs.insert(0, self.conv_layer.output)
-        self._gradient_model = keras.Model(model.inputs, outputs)
+        # Built on the single input tensor, so that it is called with one tensor as the model is.
+        self._gradient_model = keras.Model(model.input, outputs)
 
     def explain(self, image: np.ndarray, method: Method = "gradcam", digit: int | None = None) -> tuple[int, np.ndarray]:
         """(explained digit, heatmap) for a (28, 28) image; the digit defaults to the prediction."""
@@ -93,6 +97,27 @@ class Explainer:
             heat[top : top + OCCLUSION_PATCH, left : left + OCCLUSION_PATCH] += max(baseline - float(probability), 0.0)
             counts[top : top + OCCLUSION_PATCH, left : left + OCCLUSION_PATCH] += 1
         return heat / np.maximum(counts, 1)
+
+
+def logit_layer(model):
+    """The Dense layer whose outputs before activation are the class scores (logits), or None.
+
+    That is a last Dense layer with a softmax activation, or a linear one followed only by a
+    softmax (an `Activation("softmax")` or `Softmax` layer): both are common ways to end a classifier.
+    """
+    import keras
+
+    def is_softmax(layer) -> bool:
+        return isinstance(layer, keras.layers.Softmax) or (
+            isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.softmax
+        )
+
+    *earlier, last = model.layers
+    if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax:
+        return last
+    if is_softmax(last) and earlier and isinstance(earlier[-1], keras.layers.Dense) and earlier[-1].activation is keras.activations.linear:
+        return earlier[-1]
+    return None
 
 
 def _normalised(heat: np.ndarray) -> np.ndarray:

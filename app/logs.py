@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 
@@ -34,7 +35,21 @@ def log_config(level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "handlers": {"background": {"()": BackgroundHandler}},
-        "root": {"handlers": ["background"], "level": level.upper()},
-        # Uvicorn's own loggers pass their records to the root handler.
-        "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+        # Libraries (TensorFlow, Matplotlib) narrate their work at INFO: only their warnings are shown.
+        "root": {"handlers": ["background"], "level": "WARNING"},
+        # The service's and uvicorn's own loggers pass their records to the root handler.
+        "loggers": {name: {"handlers": [], "level": level.upper(), "propagate": True} for name in ("digitserve", "uvicorn", "uvicorn.error")},
     }
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up notes out of a program's output; effective only before TensorFlow is imported.
+
+    The service's start-up line says which device serves, so a GPU that TensorFlow cannot reach
+    still shows. A variable the user has set is left as it is.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN's notice is printed before TensorFlow reads its log level. The model call is
+    # LiteRT's or, with the keras backend, meant for a GPU, so TensorFlow's oneDNN CPU kernels
+    # are not needed.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -94,31 +94,3 @@ class RequestObserver:
             self.metrics.observe_request(method, route_name, status, elapsed)
             client = scope.get("client") or ("-", 0)
             access_logger.info('%s "%s %s" %d %.1fms', client[0], method, scope["path"], status, elapsed * 1000)
-
-
-SECURITY_HEADERS = [
-    # Only the page's own origin may supply scripts, styles, images and connections.
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]
-
-
-class SecurityHeaders:
-    """Adds the security headers to every HTTP response."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

@@ -17,7 +17,8 @@ import numpy as np
 
 from app.classifier import Classifier, ModelLoadError
 from app.config import get_settings
-from app.errors import preprocess_answer
+from app.errors import error_answer
+from app.logs import quiet_tensorflow
 from app.preprocess import PreprocessError, preprocess
 
 
@@ -52,6 +53,7 @@ def write_steps(path: Path, steps: dict[str, np.ndarray], caption: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()
     settings = get_settings()
     try:
         classifier = Classifier.load(
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         except PreprocessError as error:
             failures += 1
-            sentence = preprocess_answer(error)[1]
+            sentence = error_answer(error)[1]
             print(f"{path}: error: {sentence}", file=sys.stderr)
             if steps:
                 write_steps(path, steps, sentence)

@@ -1,4 +1,4 @@
-"""The prediction API, health and metrics: thin handlers over `Predictor`."""
+"""The prediction API, health and metrics: thin `def` handlers over `Predictor.classify`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.deps import PredictorDep, SettingsDep
-from app.errors import UploadTooLarge
+from app.deps import BatchUpload, ImageUpload, PredictorDep
+from app.errors import error_answer
 from app.explain import Method
-from app.schemas import BatchPrediction, ErrorBody, ExplainedPrediction, Health, Prediction
-from app.uploads import read_form_files, read_image_upload, too_large_sentence
+from app.schemas import BatchError, BatchItem, BatchPrediction, ErrorBody, ExplainedPrediction, Health, Prediction
 
 router = APIRouter()
 
@@ -52,34 +51,32 @@ IncludeImage = Query(False, description="also return the 28x28 image the model s
 
 
 @router.post("/predict", response_model=Prediction, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
-async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, include_image: bool = IncludeImage):
+def predict(upload: ImageUpload, predictor: PredictorDep, include_image: bool = IncludeImage):
     """Classify one image: multipart field `file`, or the raw image as the body (`curl --data-binary`)."""
-    data, _ = await read_image_upload(request, settings.max_upload_bytes)
-    prediction = await predictor.predict_bytes(data, include_image)
-    # Already a validated Prediction: serialise it directly instead of having FastAPI re-validate it.
-    return Response(prediction.model_dump_json(), media_type="application/json")
+    [reading] = predictor.classify([upload])
+    # Already a valid Prediction: serialised directly instead of having FastAPI validate it again.
+    return Response(reading.prediction(include_image).model_dump_json(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERROR_RESPONSES, openapi_extra=BATCH_BODY, tags=["predict"])
-async def predict_batch(request: Request, predictor: PredictorDep, settings: SettingsDep, include_image: bool = IncludeImage):
+def predict_batch(uploads: BatchUpload, predictor: PredictorDep, include_image: bool = IncludeImage):
     """Classify several images (multipart field `files`); each gets a result or its own error, in order."""
-    uploads = await read_form_files(request, "files", max_files=settings.max_batch_files)
-    for name, data in uploads:
-        if len(data) > settings.max_upload_bytes:
-            raise UploadTooLarge(f"{name or 'a file'}: {too_large_sentence(settings.max_upload_bytes)}")
-    return BatchPrediction(results=await predictor.predict_many(uploads, include_image))
+    readings = predictor.classify([data for _, data in uploads])
+    results = []
+    for (name, _), reading in zip(uploads, readings, strict=True):
+        if reading.error is None:
+            results.append(BatchItem(filename=name, prediction=reading.prediction(include_image)))
+        else:
+            status, detail = error_answer(reading.error)
+            results.append(BatchItem(filename=name, error=BatchError(status=status, detail=detail)))
+    return BatchPrediction(results=results)
 
 
 @router.post("/explain", response_model=ExplainedPrediction, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
-async def explain(
-    request: Request,
-    predictor: PredictorDep,
-    settings: SettingsDep,
-    method: ExplainMethod = "gradcam",
-):
+def explain(upload: ImageUpload, predictor: PredictorDep, method: ExplainMethod = "gradcam"):
     """Classify one image and show which pixels drove the answer, as a 28x28 heatmap and a PNG overlay."""
-    data, _ = await read_image_upload(request, settings.max_upload_bytes)
-    return await predictor.explain_bytes(data, method)
+    [reading] = predictor.classify([upload])
+    return ExplainedPrediction(**reading.prediction().model_dump(), explanation=predictor.explain(reading, method))
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])
@@ -90,8 +87,8 @@ def healthz():
 
 @router.get("/readyz", response_model=Health, tags=["operations"], responses={503: {"description": "Not ready"}})
 def readyz(request: Request, response: Response):
-    """Readiness: the model is loaded and warmed up."""
-    if getattr(request.app.state, "ready", False):
+    """Readiness: the model is loaded and warmed up, that is, the predictor exists."""
+    if getattr(request.state, "predictor", None) is not None:
         return Health(status="ready")
     response.status_code = 503
     return Health(status="loading")
@@ -100,8 +97,6 @@ def readyz(request: Request, response: Response):
 @router.get("/metrics", tags=["operations"], response_class=Response)
 def metrics(request: Request):
     """Prometheus metrics: requests and latency by route and status, predictions by digit, model info."""
-    metrics = request.app.state.metrics
-    predictor = getattr(request.app.state, "predictor", None)
-    if predictor is not None:
-        metrics.show_model(predictor.classifier)
+    metrics = request.state.metrics
+    metrics.show_model(request.state.predictor.classifier)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,7 +4,7 @@ The Keras model stays the source of truth (explanations need its gradients). Lit
 same network through XNNPACK at about an eighth of the per-call cost of a `tf.function` on a
 small CPU, so it is the default; it is converted from the Keras model at start-up and refused
 unless its outputs agree with the Keras model's to `AGREEMENT_TOLERANCE` on a probe batch
-(`app/artifacts.py` keeps the copy, with those outputs, for the next start).
+(`app/litert_cache.py` keeps the copy, with those outputs, for the next start).
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import RequestError, UploadTooLarge
+from app.errors import FormError, TooManyFiles, UnsupportedMediaType, UploadTooLarge
 
 # Room for the multipart boundary and part headers around a file of the maximum size.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -108,40 +109,51 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_image_upload(request: Request, max_bytes: int) -> tuple[bytes, str | None]:
-    """The image bytes and file name of a /predict request: multipart field 'file' or a raw image body."""
+async def read_image_upload(request: Request, max_bytes: int) -> bytes:
+    """The image bytes of a /predict or /explain request: multipart field 'file' or a raw image body."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        uploads = await read_form_files(request, "file", max_files=1)
-        if len(uploads) > 1:
-            raise RequestError("Send one image in the field 'file'; use /predict/batch with field 'files' for several.", 422)
-        name, data = uploads[0]
+        one_image = FormError("Send one image in the field 'file'; use /predict/batch with field 'files' for several.")
+        [(_, data)] = await read_form_files(request, "file", max_files=1, too_many=one_image)
     elif kind.startswith("image/") or kind == "application/octet-stream":
-        name, data = None, await request.body()
+        data = await request.body()
     elif not kind:
-        raise RequestError(f"The request has no Content-Type: {IMAGE_MEDIA_HINT}.", 415)
+        raise UnsupportedMediaType(f"The request has no Content-Type: {IMAGE_MEDIA_HINT}.")
     else:
-        raise RequestError(f"Content-Type {kind} is not accepted: {IMAGE_MEDIA_HINT}.", 415)
+        raise UnsupportedMediaType(f"Content-Type {kind} is not accepted: {IMAGE_MEDIA_HINT}.")
     if len(data) > max_bytes:
         raise UploadTooLarge(too_large_sentence(max_bytes))
-    return data, name
+    return data
 
 
-async def read_form_files(request: Request, field: str, max_files: int) -> list[tuple[str | None, bytes]]:
-    """(file name, bytes) of each file in a multipart field; a clear 422 when the field is missing or holds text."""
-    # One more than allowed is parsed, so that too many files get our sentence rather than the parser's.
-    form = await request.form(max_files=max_files + 1, max_fields=32)
+async def read_batch_upload(request: Request, max_files: int, max_bytes: int) -> list[tuple[str | None, bytes]]:
+    """(file name, bytes) of each file of a /predict/batch request, in order; each file at most `max_bytes`."""
+    uploads = await read_form_files(request, "files", max_files, TooManyFiles(f"Too many files: at most {max_files} per request."))
+    for name, data in uploads:
+        if len(data) > max_bytes:
+            raise UploadTooLarge(f"{name or 'a file'}: {too_large_sentence(max_bytes)}")
+    return uploads
+
+
+async def read_form_files(request: Request, field: str, max_files: int, too_many: Exception) -> list[tuple[str | None, bytes]]:
+    """(file name, bytes) of each file in a multipart field; `too_many` when the form holds over `max_files` files."""
+    try:
+        form = await request.form(max_files=max_files, max_fields=32)
+    except HTTPException as error:
+        # Starlette's parser stops at `max_files` with a 400 that only its message tells apart;
+        # the user gets the route's own sentence instead of the parser's count.
+        if str(error.detail).startswith("Too many files"):
+            raise too_many from None
+        raise
     try:
         values = form.getlist(field)
         if not values:
             present = ", ".join(sorted(set(form.keys()))) or "none"
-            raise RequestError(f"The form has no field '{field}' (fields sent: {present}): send the image as multipart field '{field}'.", 422)
-        if len(values) > max_files and max_files > 1:
-            raise RequestError(f"Too many files: at most {max_files} per request.", 413)
+            raise FormError(f"The form has no field '{field}' (fields sent: {present}): send the image as multipart field '{field}'.")
         files = []
         for value in values:
             if not isinstance(value, UploadFile):
-                raise RequestError(f"The field '{field}' holds text, not a file: attach the image as a file.", 422)
+                raise FormError(f"The field '{field}' holds text, not a file: attach the image as a file.")
             files.append((value.filename, await value.read()))
         return files
     finally:

@@ -79,7 +79,6 @@ def servers(python: str) -> list[Server]:
         Server("bare ceiling", [python, str(ROOT / "bench" / "ceiling_server.py")]),
         Server("digitserve", [python, "-m", "app"], is_digitserve=True),
         Server("digitserve, 1 worker", [python, "-m", "app"], {"DIGITSERVE_WORKERS": "1"}, ("280x280 PNG",), (1, 32), True),
-        Server("digitserve, batching off", [python, "-m", "app"], {"DIGITSERVE_BATCH_MAX_SIZE": "1"}, ("280x280 PNG",), (32,), True),
         Server("digitserve, keras backend", [python, "-m", "app"], {"DIGITSERVE_BACKEND": "keras"}, ("280x280 PNG",), (32,), True),
     ]
 

@@ -1,20 +1,33 @@
-"""Shared fixtures: MNIST (from $DIGITSERVE_MNIST, else Keras' download), the shipped model, the app."""
+"""Shared fixtures and helpers: MNIST (from $DIGITSERVE_MNIST, else Keras' download), the shipped
+model, the app in-process and served by uvicorn, image encoding, multipart bodies and `python -m app`."""
 
 from __future__ import annotations
 
 import io
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.__main__ import listening_socket, server_options
 from app.config import SHIPPED_MODEL, Settings
 from app.main import create_app
 from training.data import load_mnist, resolve_source
 
+ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).parent / "data"
 
 
@@ -54,16 +67,81 @@ def client(settings):
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def server_address(settings):
+    """The app served by uvicorn, with the options `python -m app` uses, in a thread on a free port."""
+    with served(settings) as address:
+        yield address
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[tuple[str, int]]:
+    """An app on `settings` served by uvicorn in a thread, as `python -m app` serves it: its (host, port)."""
+    listener = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **{**server_options(settings), "log_level": "warning"}))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 90
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield listener.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    """A Pillow image as the bytes of a file in `fmt`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
 def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
     """Encode an array as PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode=mode).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode(Image.fromarray(pixels, mode=mode))
 
 
 def digit_png(mnist_digit: np.ndarray, size: int = 280) -> bytes:
     """An MNIST digit rendered black on white at `size` pixels, as people draw it."""
-    image = Image.fromarray(255 - mnist_digit, mode="L").resize((size, size), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode(Image.fromarray(255 - mnist_digit, mode="L").resize((size, size), Image.Resampling.BILINEAR))
+
+
+def multipart_body(parts: list[tuple[str, str, bytes, str]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of (field, file name, bytes, content type) parts, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for field, filename, data, content_type in parts:
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        body += head.encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_service(timeout: float = 90) -> tuple[subprocess.Popen, str]:
+    """`python -m app` in a process of its own on a free port, once its /readyz answers 200: the process and its URL."""
+    port = free_port()
+    env = {**os.environ, "DIGITSERVE_PORT": str(port), "DIGITSERVE_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return process, url
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the service did not become ready")
+        time.sleep(0.2)

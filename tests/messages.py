@@ -10,3 +10,4 @@ OVER_PIXEL_LIMIT = "The image has too many pixels (the image has more than 25,00
 TOO_NARROW = (
     "No digit found in the image (the image is only 1 pixel(s) across, too narrow to hold a digit): draw or photograph a digit in dark or bright ink."
 )
+ONE_IMAGE = "Send one image in the field 'file'; use /predict/batch with field 'files' for several."

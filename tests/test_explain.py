@@ -1,4 +1,4 @@
-"""Explanations: heatmaps of shape 28x28 in [0, 1], repeatable, and weighted on the ink."""
+"""Explanations: heatmaps of shape 28x28 in [0, 1], repeatable, weighted on the ink, for every model the loader accepts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import io
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.classifier import load_keras_model
+from app.classifier import ModelLoadError, load_keras_model
 from app.explain import METHODS, Explainer, overlay_png
+from app.main import create_app
 from app.preprocess import mnist_pixels_to_input
 from tests.conftest import digit_png
 
@@ -72,3 +74,36 @@ def test_explain_rejects_an_unknown_method_and_predict_stays_plain(client, mnist
     assert response.status_code == 422
     assert "method" in response.json()["detail"]
     assert "explanation" not in client.post("/predict", files={"file": ("d.png", data, "image/png")}).json()
+
+
+def save_model(path, last_layers):
+    """A small untrained convnet on 28x28 inputs that ends in `last_layers`, saved to `path`."""
+    import keras
+
+    inputs = keras.Input((28, 28))
+    features = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Reshape((28, 28, 1))(inputs)))
+    outputs = features
+    for layer in last_layers():
+        outputs = layer(outputs)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_a_model_ending_in_a_softmax_activation_layer_is_explained(settings, tmp_path, mnist):
+    import keras
+
+    path = save_model(tmp_path / "activation.keras", lambda: [keras.layers.Dense(10), keras.layers.Activation("softmax")])
+    data = digit_png(mnist.x_test[0])
+    with TestClient(create_app(settings.model_copy(update={"model_path": path, "cache_dir": tmp_path / "cache"}))) as client:
+        for method in METHODS:
+            response = client.post(f"/explain?method={method}", files={"file": ("d.png", data, "image/png")})
+            assert response.status_code == 200, response.text
+            assert np.asarray(response.json()["explanation"]["heatmap"]).shape == (28, 28)
+
+
+def test_a_model_whose_scores_cannot_be_found_is_refused_at_load(tmp_path):
+    import keras
+
+    path = save_model(tmp_path / "relu.keras", lambda: [keras.layers.Dense(10, activation="relu")])
+    with pytest.raises(ModelLoadError, match="cannot be explained: explanations need the model to end in a Dense layer"):
+        load_keras_model(path)

@@ -227,7 +227,7 @@ def test_canny_edges_outline_the_strokes():
 
 def test_evaluate_measures_clean_and_every_corruption_both_ways(client, capsys):
     images = np.stack([synthetic_zero(), np.fliplr(synthetic_zero())])
-    classifier = client.app.state.predictor.classifier
+    classifier = client.app_state["predictor"].classifier
     results = mnist_c.evaluate(client, classifier, images, np.zeros(2, dtype=np.int64))
     assert list(results) == ["clean", *MNIST_C_NAMES]
     for result in results.values():

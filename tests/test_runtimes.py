@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.artifacts import LiteRTCopy, read_copy, write_copy
-from app.classifier import Classifier, ModelLoadError, file_sha256, load_keras_model
-from app.config import Settings
+from app.classifier import Classifier, file_sha256, load_keras_model
+from app.litert_cache import LiteRTCopy, read_copy, write_copy
 from app.main import create_app
 from app.runtimes import KerasRuntime, LiteRTRuntime, RuntimeMismatch, check_against, probe_images
-from tests.conftest import digit_png
 from training.architecture import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,29 +95,6 @@ def test_a_wrong_copy_under_the_model_s_name_is_caught_against_keras(shipped_mod
     np.testing.assert_allclose(classifier.predict(images), KerasRuntime(classifier.model)(images), atol=1e-6)
 
 
-def test_the_heap_is_frozen_once_the_background_load_ends(shipped_model_path, tmp_path, mnist):
-    Classifier.load(shipped_model_path, cache_dir=tmp_path)
-    frozen_before = gc.get_freeze_count()
-    classifier = Classifier.load(shipped_model_path, cache_dir=tmp_path, keras_in_background=True)
-    with TestClient(create_app(classifier=classifier)) as client:
-        assert not gc.isenabled(), "no collections while TensorFlow loads"
-        classifier.model  # noqa: B018 (waits for the background load)
-        deadline = time.monotonic() + 10
-        while not gc.isenabled() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        answer = client.post("/predict", files={"file": ("digit.png", digit_png(mnist.x_test[0]))})
-    assert answer.status_code == 200 and answer.json()["digit"] == mnist.y_test[0]
-    assert gc.isenabled()
-    assert gc.get_freeze_count() > frozen_before
-
-
-def test_the_collector_is_back_on_when_start_up_fails(tmp_path):
-    app = create_app(Settings(model_path=tmp_path / "missing.keras", cache_dir=""))
-    with pytest.raises(ModelLoadError), TestClient(app):
-        pass
-    assert gc.isenabled()
-
-
 def test_an_unwritable_cache_only_costs_the_next_start(shipped_model_path, tmp_path, caplog):
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
@@ -159,7 +132,7 @@ def test_explanations_answer_503_when_the_keras_model_cannot_load(shipped_model_
     Classifier.load(shipped_model_path, cache_dir=tmp_path)
     copy = read_copy(tmp_path, file_sha256(shipped_model_path))
     classifier = Classifier(LiteRTRuntime(copy.flatbuffer), "digitserve", "test", "litert")
-    classifier._load_keras(tmp_path / "gone.keras", threads=1)  # what the background loader meets when the file vanished
+    classifier._load_keras(tmp_path / "gone.keras")  # what the background loader meets when the file vanished
     upload = {"file": ("digit.png", (ROOT / "tests" / "data" / "digit.png").read_bytes(), "image/png")}
     with TestClient(create_app(settings, classifier=classifier)) as client:
         assert client.post("/predict", files=upload).status_code == 200

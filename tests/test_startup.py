@@ -1,8 +1,11 @@
-"""Start-up: a bad model file stops `python -m app` with one sentence naming it and a non-zero exit."""
+"""Start-up: a bad model file stops `python -m app` with one sentence naming it and a non-zero exit;
+a serving process is tuned for serving and says so in one line; building an app changes nothing else."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import os
 import socket
 import subprocess
@@ -10,9 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.__main__ import listening_socket
 from app.classifier import ModelLoadError, load_keras_model
+from app.config import Settings
+from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +114,65 @@ def test_worker_socket_gives_accepted_connections_tcp_nodelay():
             server.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def process_state() -> dict:
+    """What serving tunes process-wide: the garbage collector, BLAS threads, TensorFlow's variables."""
+    from threadpoolctl import threadpool_info
+
+    return {
+        "gc_enabled": gc.isenabled(),
+        "gc_frozen": gc.get_freeze_count(),
+        "blas_threads": sorted((pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()),
+        "environment": {name: value for name, value in os.environ.items() if name.startswith("TF_")},
+    }
+
+
+def test_creating_an_app_leaves_the_process_as_it_found_it(settings, tmp_path, shipped_model_path):
+    before = process_state()
+    with TestClient(create_app(settings)) as client:
+        upload = {"file": ("digit.png", (ROOT / "tests" / "data" / "digit.png").read_bytes(), "image/png")}
+        assert client.post("/predict", files=upload).status_code == 200
+        assert client.post("/explain", files=upload).status_code == 200  # the Keras model has loaded
+    with pytest.raises(ModelLoadError), TestClient(create_app(Settings(model_path=tmp_path / "missing.keras", cache_dir=""))):
+        pass
+    assert process_state() == before
+
+
+SERVING_PROCESS = """
+import gc, json, logging.config, time
+from threadpoolctl import threadpool_info
+from app.__main__ import serving_app
+from app.logs import log_config, quiet_tensorflow
+
+quiet_tensorflow()
+logging.config.dictConfig(log_config("info"))
+app = serving_app()
+collecting_while_keras_loads = gc.isenabled()
+deadline = time.monotonic() + 120
+while not gc.isenabled() and time.monotonic() < deadline:  # the heap is frozen once the Keras model has loaded
+    time.sleep(0.05)
+print(json.dumps({
+    "collecting_while_keras_loads": collecting_while_keras_loads,
+    "gc_enabled": gc.isenabled(),
+    "gc_frozen": gc.get_freeze_count(),
+    "blas_threads": sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}),
+}))
+"""
+
+
+def test_a_serving_process_is_tuned_and_says_what_it_serves_in_one_line(client, shipped_model_path):
+    """`serving_app`, what each worker of `python -m app` runs: tuned for serving, one start-up line, no TensorFlow notes."""
+    env = {**os.environ, "DIGITSERVE_MODEL_PATH": str(shipped_model_path), "DIGITSERVE_PORT": "8765"}
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", SERVING_PROCESS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout.strip().splitlines()[-1])
+    # The cached LiteRT copy (the `client` fixture made it) serves while the Keras model loads in the background.
+    assert state == {"collecting_while_keras_loads": False, "gc_enabled": True, "gc_frozen": state["gc_frozen"], "blas_threads": [1]}
+    assert state["gc_frozen"] > 100_000
+    lines = [line for line in result.stderr.splitlines() if "serves model" in line]
+    assert len(lines) == 1 and " INFO digitserve: worker " in lines[0], result.stderr
+    assert "serves model digitserve (version " in lines[0] and lines[0].endswith(") with litert on CPU at http://127.0.0.1:8765")
+    assert "oneDNN" not in result.stderr and "E0000" not in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""Oversize uploads against a real uvicorn server: the client gets to read the 413 and its sentence."""
+"""Oversize uploads against a real uvicorn server (conftest's `server_address`): the client gets to read the 413 and its sentence."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ import json
 import socket
 import threading
 import time
-import uuid
 
 import pytest
-import uvicorn
 
 from app import uploads
-from app.__main__ import listening_socket, server_options
-from app.main import create_app
+from tests.conftest import multipart_body
 from tests.messages import TOO_BIG
 
 MB = 1024 * 1024
@@ -23,28 +20,9 @@ PHOTO_BYTES = 8 * MB
 CHUNK_BYTES = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def server_address(settings):
-    """The app served by uvicorn, with the options `python -m app` uses, in a thread on a free port."""
-    listener = listening_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **{**server_options(settings), "log_level": "warning"}))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield listener.getsockname()
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
-
-
 def photo_form() -> tuple[bytes, str]:
     """A multipart body holding one PHOTO_BYTES file, as the page sends a photo, and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
-    return head + b"\xff\xd8" + b"\x00" * PHOTO_BYTES + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return multipart_body([("file", "photo.jpg", b"\xff\xd8" + b"\x00" * PHOTO_BYTES, "image/jpeg")])
 
 
 def post(address: tuple[str, int], body: bytes, content_type: str, chunked: bool) -> tuple[int, dict, dict]:

@@ -29,7 +29,7 @@ import skimage
 import app.preprocess
 import training.scenes
 import training.upload_styles
-from app.artifacts import default_cache_dir
+from app.config import default_cache_dir
 from app.preprocess import PreprocessError, preprocess
 from training.upload_styles import GROUPS
 

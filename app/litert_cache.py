@@ -29,11 +29,6 @@ class LiteRTCopy:
     reference: np.ndarray
 
 
-def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/digitserve, or ~/.cache/digitserve."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digitserve"
-
-
 def _paths(cache_dir: Path, model_sha256: str) -> tuple[Path, Path]:
     return cache_dir / f"{model_sha256}.tflite", cache_dir / f"{model_sha256}.json"
 
