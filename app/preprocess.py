@@ -751,11 +751,12 @@ def _line_skew(strokes: np.ndarray) -> float:
     # finds nothing but diagonal pen strokes. theta is the angle of the line's normal: 90 degrees
     # for a level line, 0 or 180 for a plumb one.
     step, reach = np.pi / 360, int(np.ceil(2 * LINE_MAX_SKEW)) + 1
-    found = [
-        lines.reshape(-1, 3)
-        for low, high in ((0, reach), (180 - reach, 180 + reach), (360 - reach, 360))
-        if (lines := cv2.HoughLinesWithAccumulator(strokes.view(np.uint8), 1, step, int(LINE_SKEW_SPAN * min(strokes.shape)), min_theta=low * step, max_theta=high * step)) is not None
-    ]
+    threshold = int(LINE_SKEW_SPAN * min(strokes.shape))
+    found = []
+    for low, high in ((0, reach), (180 - reach, 180 + reach), (360 - reach, 360)):
+        lines = cv2.HoughLinesWithAccumulator(strokes.view(np.uint8), 1, step, threshold, min_theta=low * step, max_theta=high * step)
+        if lines is not None:
+            found.append(lines.reshape(-1, 3))
     if not found:
         return 0.0
     found = np.concatenate(found)
