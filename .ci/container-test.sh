@@ -38,7 +38,7 @@ started=$(date +%s)
 docker compose build digitserve
 echo "image built in $(( $(date +%s) - started )) s: $(docker image inspect digitserve:cpu --format '{{.Size}}' | awk '{printf "%.0f MB", $1 / 1e6}')"
 docker compose up -d --wait --wait-timeout 180 digitserve
-docker compose logs digitserve | grep -i "served by"
+docker compose logs digitserve | grep "serves model"
 
 answer=$(curl -sS -F file=@tests/data/digit.png http://127.0.0.1:8000/predict)
 echo "container answered: $answer"
