@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -64,6 +65,7 @@ def percentile(ordered: list[float], share: float) -> float:
 def measure(repeats: int) -> dict[str, dict[str, float]]:
     """{image: {total_p50, total_p99, decode_p50, pipeline_p50}} in milliseconds, for the bench uploads."""
     results = {}
+    cv2.setNumThreads(1)  # as the service runs it
     with threadpool_limits(1, user_api="blas"):  # as the service runs it
         for name, (make, _) in IMAGES.items():
             data = make()
@@ -171,6 +173,7 @@ def time_kinds(kinds: dict[str, Kind], modules: dict[str, ModuleType], times_eac
     """
     labels = list(modules)
     raw: dict[str, dict[str, _Samples]] = {}
+    cv2.setNumThreads(1)  # as the service runs it
     with threadpool_limits(1, user_api="blas"):  # as the service runs it
         for kind, (_, images) in kinds.items():
             samples = raw[kind] = {label: _Samples([], [], set()) for label in labels}
