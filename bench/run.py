@@ -225,20 +225,20 @@ PAIRS = 3
 
 
 def measure_paired(args, workdir: Path, script: Path) -> dict:
-    """digitserve against the bare ceiling on 280x280 PNGs at 32 clients, in alternating cells.
+    """digitserve against the tutorial way and the bare ceiling on 280x280 PNGs at 32 clients, in alternating cells.
 
     This machine's speed drifts from one minute to the next, so two cells measured minutes apart
-    can differ by 20% for that alone. Here both servers stay up and take turns, PAIRS times, and
-    each pair gives a ratio; the target is judged on their median.
+    can differ by 20-40% for that alone. Here the three servers stay up and take turns, PAIRS
+    times, and each turn gives two ratios; the targets are judged on their medians.
     """
     named = {server.name: server for server in servers(sys.executable)}
     body, content_type = multipart(png_280(), "image/png")
     body_path = workdir / "paired.body"
     body_path.write_bytes(body)
-    print("== digitserve and the bare ceiling, alternating", flush=True)
+    print("== digitserve, the tutorial way and the bare ceiling, alternating", flush=True)
     processes, urls = [], {}
     try:
-        for name in ("bare ceiling", "digitserve"):
+        for name in ("tutorial way", "bare ceiling", "digitserve"):
             port = free_port()
             slug = name.replace(" ", "_")
             process, _, _ = start(named[name], port, workdir / f"paired-{slug}.log", workdir / f"cache-{slug}")
@@ -247,14 +247,31 @@ def measure_paired(args, workdir: Path, script: Path) -> dict:
             run_wrk(urls[name], body_path, content_type, 8, 1, script)  # warm-up
         pairs = []
         for _ in range(PAIRS):
+            tutorial = run_wrk(urls["tutorial way"], body_path, content_type, 32, args.seconds, script)["requests_per_s"]
             ceiling = run_wrk(urls["bare ceiling"], body_path, content_type, 32, args.seconds, script)["requests_per_s"]
             ours = run_wrk(urls["digitserve"], body_path, content_type, 32, args.seconds, script)["requests_per_s"]
-            pairs.append({"ceiling": ceiling, "digitserve": ours, "ratio": ours / ceiling if ceiling else math.inf})
-            print(f"   ceiling {ceiling:7.1f} req/s, digitserve {ours:7.1f} req/s: {pairs[-1]['ratio']:.0%}", flush=True)
+            pairs.append(
+                {
+                    "tutorial": tutorial,
+                    "ceiling": ceiling,
+                    "digitserve": ours,
+                    "ratio": ours / ceiling if ceiling else math.inf,
+                    "tutorial_ratio": ours / tutorial if tutorial else math.inf,
+                }
+            )
+            print(
+                f"   tutorial {tutorial:6.1f} req/s, ceiling {ceiling:7.1f} req/s, digitserve {ours:7.1f} req/s: "
+                f"{pairs[-1]['tutorial_ratio']:.1f}x the tutorial way, {pairs[-1]['ratio']:.0%} of the ceiling",
+                flush=True,
+            )
     finally:
         for process in processes:
             stop(process)
-    return {"pairs": pairs, "median_ratio": statistics.median(pair["ratio"] for pair in pairs)}
+    return {
+        "pairs": pairs,
+        "median_ratio": statistics.median(pair["ratio"] for pair in pairs),
+        "median_tutorial_ratio": statistics.median(pair["tutorial_ratio"] for pair in pairs),
+    }
 
 
 def measure_batch(port: int, args, workdir: Path, script: Path) -> dict:
@@ -283,21 +300,23 @@ def find(results: list[dict], server: str, image: str, clients: int) -> dict:
 
 def checks(results: list[dict], preprocessing: dict, paired: dict) -> list[tuple[str, str, bool]]:
     """(target, measured, met) for each of the issue's targets."""
-    ours = find(results, "digitserve", "280x280 PNG", 32)
-    tutorial = find(results, "tutorial way", "280x280 PNG", 32)
     digitserve = next(result for result in results if result["name"] == "digitserve")
     worst_tail = max(run["p99_ms"] / run["p50_ms"] for run in digitserve["runs"] if run["clients"] == 32 and run["p50_ms"] > 0)
     errors = sum(run["errors"] for result in results if result["name"].startswith("digitserve") for run in result["runs"])
     rss_per_worker = max(result["rss_mb"] / result["workers"] for result in results if result["name"].startswith("digitserve"))
     png, jpeg = preprocessing["280x280 PNG"]["total_p50"], preprocessing["2000x2000 JPEG"]["total_p50"]
-    # A very short run can end before the tutorial way finishes a single request.
-    versus_tutorial = ours["requests_per_s"] / tutorial["requests_per_s"] if tutorial["requests"] else math.inf
+    # A very short run can end before the tutorial way finishes a single request: the ratio is then infinite, and not met.
+    versus_tutorial = paired["median_tutorial_ratio"]
     versus_ceiling = paired["median_ratio"]
     images_per_s = digitserve["batch"]["images_per_s"]
     return [
-        ("throughput vs tutorial way, 32 clients, 280x280 PNG >= 30x", _ratio(versus_tutorial, "{:.1f}x"), 30 <= versus_tutorial < math.inf),
         (
-            f"throughput vs bare ceiling, 32 clients, 280x280 PNG >= 75% (median of {len(paired['pairs'])} alternating pairs)",
+            f"throughput vs tutorial way, 32 clients, 280x280 PNG >= 30x (median of {len(paired['pairs'])} alternating turns)",
+            _ratio(versus_tutorial, "{:.1f}x"),
+            30 <= versus_tutorial < math.inf,
+        ),
+        (
+            f"throughput vs bare ceiling, 32 clients, 280x280 PNG >= 75% (median of {len(paired['pairs'])} alternating turns)",
             _ratio(versus_ceiling, "{:.0%}"),
             0.75 <= versus_ceiling < math.inf,
         ),
@@ -348,9 +367,14 @@ def markdown(results: list[dict], preprocessing: dict, paired: dict, verdicts, m
         f"{_seconds(result.get('tensorflow_loaded_s'))} | {result['rss_mb']:,.0f} MB |"
         for result in results
     ]
-    lines += ["", "| alternating pair (280x280 PNG, 32 clients) | bare ceiling req/s | digitserve req/s | ratio |", "|---|---:|---:|---:|"]
     lines += [
-        f"| {index} | {pair['ceiling']:,.1f} | {pair['digitserve']:,.1f} | {_ratio(pair['ratio'], '{:.0%}')} |"
+        "",
+        "| alternating turn (280x280 PNG, 32 clients) | tutorial way req/s | bare ceiling req/s | digitserve req/s | vs tutorial | vs ceiling |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {index} | {pair['tutorial']:,.1f} | {pair['ceiling']:,.1f} | {pair['digitserve']:,.1f} | "
+        f"{_ratio(pair['tutorial_ratio'], '{:.1f}x')} | {_ratio(pair['ratio'], '{:.0%}')} |"
         for index, pair in enumerate(paired["pairs"], start=1)
     ]
     lines += ["", preprocess_bench.report(preprocessing), "", "| target | measured | met |", "|---|---:|---|"]

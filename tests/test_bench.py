@@ -99,6 +99,8 @@ def test_benchmark_runs_every_server_and_reports_the_targets(tmp_path):
                 assert run_cell["requests"] > 0, f"{server['name']} answered nothing on {run_cell['image']} at {run_cell['clients']} clients"
             if server["name"].startswith("digitserve"):
                 assert run_cell["errors"] == 0, f"{server['name']} had errors on {run_cell['image']} at {run_cell['clients']} clients"
+    pairs = report["paired"]["pairs"]
+    assert len(pairs) == run.PAIRS and all({"tutorial", "ceiling", "digitserve"} <= set(pair) for pair in pairs)
     assert set(report["preprocessing"]) == {"28x28 PNG", "280x280 PNG", "2000x2000 JPEG"}
     if os.environ.get("DIGITSERVE_MNIST"):
         assert set(report["preprocessing_by_kind"]["groups"]) == {*GROUPS, "bench"}
