@@ -218,6 +218,26 @@ def test_a_one_written_in_a_printed_box_is_kept_and_the_box_removed():
     assert columns.size <= 6, "only the 1 is left, not the box around it"
 
 
+def comb_of_boxes(line: int = 5, gap: int = 10) -> Image.Image:
+    """A row of printed boxes `gap` pixels apart, running off both sides, with a 1 in the middle one poking above it."""
+    pixels = np.full((240, 320), 235, dtype=np.uint8)
+    for left in range(-60, 320, 90 + gap):
+        right = left + 90
+        for side in (left, right - line):
+            pixels[50:180, max(side, 0) : max(side + line, 0)] = 40
+        pixels[50 : 50 + line, max(left, 0) : max(right, 0)] = 40
+        pixels[180 - line : 180, max(left, 0) : max(right, 0)] = 40
+    pixels[36:172, 154:166] = 20
+    return Image.fromarray(pixels, mode="L")
+
+
+def test_boxes_side_by_side_are_removed_around_the_digit():
+    """Neighbouring boxes' sides a few pixels apart are two thin lines, not one stroke twice as thick."""
+    digit = pp.preprocess(encode(comb_of_boxes()))
+    assert_mnist_like(digit)
+    assert np.flatnonzero((digit > 0.3).any(axis=0)).size <= 4, "only the 1 is left, not its box"
+
+
 @pytest.mark.parametrize("height, width", [(1, 500), (500, 1), (2, 700), (700, 2), (3, 256), (7, 1000), (1000, 7), (9, 300), (33, 33)])
 @pytest.mark.parametrize("content", ["blank", "noise", "line across", "line down"])
 def test_thin_and_odd_shapes_give_a_digit_or_a_refusal(height, width, content):
