@@ -53,8 +53,9 @@ SURFACE_CONTRAST = 0.1
 SURFACE_MARGIN = 0.03
 # The sheet is what is lighter than one of these shares of the way from the desk's level to the paper's.
 SURFACE_SPLITS = (0.25, 0.4, 0.55)
-# At a sheet's edge the level changes by at least this share of the contrast per pixel.
-SURFACE_SHARPNESS = 0.12
+# At a sheet's edge the level changes by at least this share of the contrast per pixel; light
+# falling off across the page changes more slowly (0.12 took such edges for sheets, measured).
+SURFACE_SHARPNESS = 0.2
 # The background is judged at BACKGROUND_SIDE pixels a side: first a median over this share of
 # the image, to tell which way the ink goes; then the paper's envelope under strokes up to
 # a few times the strokes' width wide (within a share of the image), which follows shadows,

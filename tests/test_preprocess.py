@@ -218,6 +218,16 @@ def test_a_one_written_in_a_printed_box_is_kept_and_the_box_removed():
     assert columns.size <= 6, "only the 1 is left, not the box around it"
 
 
+def test_a_soft_edge_of_light_across_the_page_is_not_a_sheet():
+    """Light falling off over 20 pixels (a shadow's edge) is no sheet's edge: the whole page stays."""
+    x = np.arange(320, dtype=np.float32)
+    pixels = np.tile(185 + 45 * np.clip((200 - x) / 20, 0, 1), (300, 1))
+    pixels[70:230, 120:132] = 30
+    steps = {}
+    pp.preprocess(encode(Image.fromarray(pixels.astype(np.uint8), mode="L")), steps=steps)
+    assert steps["surface"].shape == steps["input"].shape
+
+
 def comb_of_boxes(line: int = 5, gap: int = 10) -> Image.Image:
     """A row of printed boxes `gap` pixels apart, running off both sides, with a 1 in the middle one poking above it."""
     pixels = np.full((240, 320), 235, dtype=np.uint8)
