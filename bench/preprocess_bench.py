@@ -62,11 +62,16 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
+def threads_as_served():
+    """One OpenCV and one BLAS thread, as `app.__main__.tune_process` sets them for the service."""
+    cv2.setNumThreads(1)
+    return threadpool_limits(1, user_api="blas")
+
+
 def measure(repeats: int) -> dict[str, dict[str, float]]:
     """{image: {total_p50, total_p99, decode_p50, pipeline_p50}} in milliseconds, for the bench uploads."""
     results = {}
-    cv2.setNumThreads(1)  # as the service runs it
-    with threadpool_limits(1, user_api="blas"):  # as the service runs it
+    with threads_as_served():
         for name, (make, _) in IMAGES.items():
             data = make()
             count = repeats if "JPEG" not in name else max(20, repeats // 10)
@@ -173,8 +178,7 @@ def time_kinds(kinds: dict[str, Kind], modules: dict[str, ModuleType], times_eac
     """
     labels = list(modules)
     raw: dict[str, dict[str, _Samples]] = {}
-    cv2.setNumThreads(1)  # as the service runs it
-    with threadpool_limits(1, user_api="blas"):  # as the service runs it
+    with threads_as_served():
         for kind, (_, images) in kinds.items():
             samples = raw[kind] = {label: _Samples([], [], set()) for label in labels}
             for module in modules.values():
