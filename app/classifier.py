@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.calibration import Calibration, CalibrationError, load_calibration
 from app.explain import LOGIT_LAYER_NEEDED, logit_layer
 from app.litert_cache import LiteRTCopy, read_copy, write_copy
 from app.runtimes import INPUT_SHAPE, Backend, KerasRuntime, LiteRTRuntime, Runtime, RuntimeMismatch, check_against, probe_images
@@ -33,18 +34,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_card(path: Path) -> dict:
+    """The card (card.json beside the model) when it describes this model file, else {}."""
+    card_path = path.parent / "card.json"
+    try:
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    # A card describes one file; a different model beside it is not held to that card.
+    return card if isinstance(card, dict) and card.get("model_file") == path.name else {}
+
+
 def check_card_digest(path: Path, digest: str) -> None:
     """Refuse a model whose bytes differ from the sha256 its card (card.json beside it) records."""
-    card_path = path.parent / "card.json"
-    if not digest or not card_path.is_file():
-        return
+    if digest and model_card(path).get("model_sha256") not in (None, digest):
+        raise ModelLoadError(f"model file {path} does not match the sha256 recorded in {path.parent / 'card.json'}: it was altered or damaged")
+
+
+def model_calibration(path: Path) -> Calibration | None:
+    """The calibration shipped beside the model, checked against its card; None for a model without one."""
+    recorded = model_card(path).get("calibration", {}).get("sha256")
     try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError):
-        return
-    # A card describes one file; a different model beside it is not held to that card.
-    if card.get("model_file") == path.name and card.get("model_sha256") not in (None, digest):
-        raise ModelLoadError(f"model file {path} does not match the sha256 recorded in {card_path}: it was altered or damaged")
+        return load_calibration(path, recorded)
+    except CalibrationError as error:
+        raise ModelLoadError(str(error)) from None
 
 
 def load_keras_model(path: str | Path):
@@ -94,8 +107,9 @@ class Classifier:
     once more, falling back to TensorFlow's call if they disagree.
     """
 
-    def __init__(self, call: Runtime, name: str, version: str, backend: Backend, model=None):
+    def __init__(self, call: Runtime, name: str, version: str, backend: Backend, model=None, calibration: Calibration | None = None):
         self._call = call
+        self.calibration = calibration
         self.name = name
         self.version = version
         self.backend = backend
@@ -124,11 +138,16 @@ class Classifier:
         """
         path = Path(path)
         digest = model_digest(path)
+        calibration = model_calibration(path)
         runtime = cached_runtime(digest, backend, cache_dir, threads)
+        if runtime is not None and calibration is not None and runtime.output_width != NUM_CLASSES + calibration.feature_count:
+            logger.warning("the cached LiteRT copy is not used: its features do not fit the model's calibration")
+            runtime = None
         if runtime is not None:
             classifier = cls._from_copy(runtime, path, name, digest, keras_in_background)
         else:
             classifier = cls._from_keras(path, name, digest, backend, threads, cache_dir)
+        classifier.calibration = calibration
         classifier.warm_up()
         return classifier
 
@@ -202,9 +221,24 @@ class Classifier:
         for batch_size in (1, 8):
             self.predict(np.zeros((batch_size, *INPUT_SHAPE), dtype=np.float32))
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities."""
+    def outputs(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10 + F): the uncalibrated probabilities, then the features the last layer reads."""
         return self._call(np.asarray(images, dtype=np.float32).reshape(-1, *INPUT_SHAPE))
+
+    def read(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) probabilities and (N,) is-a-digit verdicts, both from the shipped calibration.
+
+        A model without a calibration answers its own softmax and calls everything a digit.
+        """
+        outputs = self.outputs(images)
+        probabilities, features = outputs[:, :NUM_CLASSES], outputs[:, NUM_CLASSES:]
+        if self.calibration is None:
+            return probabilities, np.ones(len(outputs), dtype=bool)
+        return self.calibration.probabilities(probabilities), self.calibration.is_digit(features)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities, calibrated when the model ships a calibration."""
+        return self.read(images)[0]
 
     def device(self) -> str:
         """Where the model call runs: the GPU's name, or CPU."""

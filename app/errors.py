@@ -3,7 +3,8 @@
 Preprocessing raises its own errors (`app/preprocess.py`); the rest of the service raises the
 `RequestError` family below. Neither knows about HTTP: `STATUS` gives each its status code here.
 Answers are {"detail": "<a sentence a user can act on>"}; the protocol routes' errors also carry
-it as "error", the field their specifications name.
+it as "error", the field their specifications name. An upload refused because it is not one digit
+also names what was seen, in "reason": "blank", "several_digits" or "not_a_digit".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, PreprocessError, UnsupportedImage
+from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, OnlyNoise, PreprocessError, UnsupportedImage
 
 logger = logging.getLogger("digitserve")
 
@@ -48,6 +49,14 @@ class ExplanationsUnavailable(RequestError):
     """The Keras model that explanations need could not be loaded."""
 
 
+class NotADigit(RequestError):
+    """The image holds something, but the model's features say it is not a digit it knows."""
+
+
+class SeveralDigits(NotADigit):
+    """The image holds several digits side by side, not one."""
+
+
 class ProtocolError(RequestError):
     """A protocol (TF Serving, Open Inference Protocol) request with the wrong form, shape, type or values."""
 
@@ -67,6 +76,8 @@ STATUS: dict[type[Exception], int] = {
     UploadTooLarge: 413,
     TooManyFiles: 413,
     ExplanationsUnavailable: 503,
+    NotADigit: 422,
+    SeveralDigits: 422,
     ProtocolError: 400,
     UnknownModel: 404,
     TooManyInstances: 413,
@@ -75,6 +86,7 @@ STATUS: dict[type[Exception], int] = {
     CorruptImage: 400,
     ImageTooLarge: 413,
     NoDigitFound: 422,
+    OnlyNoise: 422,
 }
 # Preprocessing's messages say what is wrong with the image; the answer adds what to do about it.
 PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
@@ -84,6 +96,16 @@ PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
     ImageTooLarge: "The image has too many pixels ({reason}): scale it down and retry.",
     NoDigitFound: "No digit found in the image ({reason}): draw or photograph a digit in dark or bright ink.",
 }
+# What a refused upload was seen to hold, for clients that act on it (the page words it for people).
+REASONS: dict[type[Exception], str] = {OnlyNoise: "not_a_digit", NoDigitFound: "blank", SeveralDigits: "several_digits", NotADigit: "not_a_digit"}
+NOT_A_DIGIT_SENTENCE = (
+    "This doesn't look like a digit: draw or photograph one digit 0-9, large and alone in the picture "
+    "(add ?accept_uncertain=true to get the best guess anyway)."
+)
+SEVERAL_DIGITS_SENTENCE = (
+    "This looks like several digits: send one digit per image, or crop the picture to one digit "
+    "(add ?accept_uncertain=true to get the best guess anyway)."
+)
 
 
 def error_answer(error: RequestError | PreprocessError) -> tuple[int, str]:
@@ -97,9 +119,14 @@ def error_answer(error: RequestError | PreprocessError) -> tuple[int, str]:
     return status, str(error)
 
 
-def error_body(detail: str) -> dict:
+def error_reason(error: Exception) -> str | None:
+    """What a refused upload was seen to hold ("blank", "several_digits", "not_a_digit"), or None for other errors."""
+    return next((REASONS[kind] for kind in type(error).__mro__ if kind in REASONS), None)
+
+
+def error_body(detail: str, reason: str | None = None) -> dict:
     """The JSON body of every error answer."""
-    return {"detail": detail}
+    return {"detail": detail} if reason is None else {"detail": detail, "reason": reason}
 
 
 def validation_sentence(error: RequestValidationError) -> str:
@@ -118,7 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PreprocessError)
     async def _domain_error(request: Request, error: RequestError | PreprocessError):
         status, detail = error_answer(error)
-        body = {"error": detail, **error_body(detail)} if isinstance(error, ProtocolError) else error_body(detail)
+        body = {"error": detail, **error_body(detail)} if isinstance(error, ProtocolError) else error_body(detail, error_reason(error))
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -17,26 +17,35 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.classifier import Classifier, ModelLoadError
-from app.errors import ExplanationsUnavailable
+from app.errors import NOT_A_DIGIT_SENTENCE, SEVERAL_DIGITS_SENTENCE, ExplanationsUnavailable, NotADigit, SeveralDigits, error_reason
 from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
-from app.preprocess import PreprocessError, preprocess, to_png
+from app.preprocess import PreprocessError, preprocess, side_by_side_parts, to_png
 from app.schemas import Explanation, ModelInfo, Prediction
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What the model made of one input: the 28x28 image it saw and its 10 probabilities, or why it could not read it."""
+    """What the model made of one input: the 28x28 image it saw, its probabilities and whether it is a digit, or why it could not be read."""
 
     model: ModelInfo
     image: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     error: PreprocessError | None = None
+    is_digit: bool = True
 
-    def prediction(self, include_image: bool = False) -> Prediction:
-        """The answer for this input; raises its preprocessing error when it has one."""
+    def refusal(self) -> NotADigit:
+        """Why this input is not read as a digit: several digits side by side, or something else."""
+        if side_by_side_parts(self.image) > 1:
+            return SeveralDigits(SEVERAL_DIGITS_SENTENCE)
+        return NotADigit(NOT_A_DIGIT_SENTENCE)
+
+    def prediction(self, include_image: bool = False, accept_uncertain: bool = False) -> Prediction:
+        """The answer for this input; raises its preprocessing error, or its refusal unless `accept_uncertain`."""
         if self.error is not None:
             raise self.error
+        if not self.is_digit and not accept_uncertain:
+            raise self.refusal()
         probabilities = self.probabilities.astype(np.float64)
         probabilities /= probabilities.sum()
         best = int(probabilities.argmax())
@@ -44,6 +53,8 @@ class Reading:
         return Prediction.model_construct(
             digit=best,
             confidence=float(probabilities[best]),
+            is_digit=self.is_digit,
+            reason=None if self.is_digit else error_reason(self.refusal()),
             probabilities=probabilities.tolist(),
             model=self.model,
             input_image=png_data_url(self.image) if include_image else None,
@@ -76,16 +87,21 @@ class Predictor:
         model = ModelInfo.model_construct(name=self.classifier.name, version=self.classifier.version)
         outcomes = [item if isinstance(item, np.ndarray) else self._preprocess(item) for item in inputs]
         images = [outcome for outcome in outcomes if isinstance(outcome, np.ndarray)]
-        probabilities = self.classifier.predict(np.stack(images)) if images else np.empty((0, 10), np.float32)
+        probabilities, is_digit = self.classifier.read(np.stack(images)) if images else (np.empty((0, 10), np.float32), np.empty(0, bool))
         self.metrics.count_predictions(probabilities.argmax(axis=1))
-        rows = iter(probabilities)
-        return [
-            Reading(model, error=outcome) if isinstance(outcome, PreprocessError) else Reading(model, outcome, next(rows)) for outcome in outcomes
-        ]
+        rows = iter(zip(probabilities, is_digit.tolist(), strict=True))
+        readings = []
+        for outcome in outcomes:
+            if isinstance(outcome, PreprocessError):
+                readings.append(Reading(model, error=outcome))
+            else:
+                row, digit = next(rows)
+                readings.append(Reading(model, outcome, row, is_digit=digit))
+        return readings
 
     def explain(self, reading: Reading, method: Method) -> Explanation:
         """A heatmap of the pixels that drove a reading's digit, computed from the Keras model."""
-        digit = reading.prediction().digit
+        digit = reading.prediction(accept_uncertain=True).digit
         explained_digit, heat = self.explainer().explain(reading.image, method, digit=digit)
         overlay = "data:image/png;base64," + base64.b64encode(overlay_png(reading.image, heat)).decode("ascii")
         return Explanation(method=method, digit=explained_digit, heatmap=heat.round(4).tolist(), overlay=overlay)

@@ -1,7 +1,7 @@
 """A cache of LiteRT copies of Keras models, so that a restart serves without waiting for TensorFlow.
 
 Each copy is named by the sha256 of the Keras file it was converted from and carries the Keras
-model's own probabilities on the probe batch. A copy is used only when its bytes are intact and
+model's own outputs on the probe batch. A copy is used only when its bytes are intact and
 it still reproduces those probabilities; anything else is treated as absent and rebuilt.
 """
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 logger = logging.getLogger("digitserve")
-CACHE_FORMAT = 1
+# 2: the copies answer the features beside the probabilities.
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)

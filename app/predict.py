@@ -78,14 +78,16 @@ def main(argv: list[str] | None = None) -> int:
             if steps:
                 write_steps(path, steps, sentence)
             continue
-        answer = describe(path, classifier.predict(digit[np.newaxis])[0])
+        probabilities, is_digit = classifier.read(digit[np.newaxis])
+        answer = {**describe(path, probabilities[0]), "is_digit": bool(is_digit[0])}
+        verdict = "" if answer["is_digit"] else "not a digit; best guess "
         if steps is not None:
-            write_steps(path, steps, f"read as {answer['digit']} ({answer['confidence']:.1%})")
+            write_steps(path, steps, f"{verdict or 'read as '}{answer['digit']} ({answer['confidence']:.1%})")
         if args.json:
             print(json.dumps(answer))
         else:
             others = ", ".join(f"{item['digit']} {item['probability']:.1%}" for item in answer["top3"][1:])
-            print(f"{path}: {answer['digit']} ({answer['confidence']:.1%}; then {others})")
+            print(f"{path}: {verdict}{answer['digit']} ({answer['confidence']:.1%}; then {others})")
     return 1 if failures else 0
 
 

@@ -164,6 +164,10 @@ class NoDigitFound(PreprocessError):
     """The image decodes but holds nothing that looks like ink."""
 
 
+class OnlyNoise(NoDigitFound):
+    """The image decodes but holds noise or texture rather than strokes."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     """A decoded upload as grayscale floats in [0, 1], with its original format and size."""
@@ -299,7 +303,7 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
     small = max(gray.shape) <= SMALL_IMAGE_SIDE
     gray = _remove_impulse_noise(gray)
     if not small and _looks_like_noise(gray):
-        raise NoDigitFound("the image looks like random noise")
+        raise OnlyNoise("the image looks like random noise")
     gray = _enlarge_small(gray)
     record("input", gray)
     surface = _find_surface(gray)
@@ -327,7 +331,7 @@ def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarra
     strokes = _remove_printed_lines(candidates)
     record("lines removed", strokes)
     if not small and np.count_nonzero(strokes) > MAX_INK_SHARE * strokes.size:
-        raise NoDigitFound("the image looks like texture or noise, not a digit on a plain background")
+        raise OnlyNoise("the image looks like texture or noise, not a digit on a plain background")
     chosen = _grow_into_faint_ink(_choose_digit(strokes), residual >= max(FAINT_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST), candidates)
     ink = _ink_strength(residual, chosen, noise)
     # Within the digit's box, faint ink between its strokes stays (a blurred join, anti-aliased
@@ -1121,6 +1125,34 @@ def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
     frame = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     frame[top : top + height, left : left + width] = digit
     return frame
+
+
+# A part of a row of digits is at least this share of the tallest part's height; shorter ones are
+# a digit's own fragments, dots or dashes.
+SIDE_BY_SIDE_HEIGHT = 0.6
+# The 28x28 image's ink level that separates strokes from their anti-aliased rims.
+SIDE_BY_SIDE_LEVEL = 0.3
+
+
+def side_by_side_parts(digit: np.ndarray) -> int:
+    """How many tall, separate columns of ink a 28x28 image holds: 1 for a digit, 2 or more for a row of digits.
+
+    Strokes that overlap horizontally count as one column, so the two strokes of a 4 or a 5 stay one.
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats((digit > SIDE_BY_SIDE_LEVEL).view(np.uint8), connectivity=8)
+    if count < 3:
+        return count - 1
+    spans = sorted((int(left), int(left + width), int(top), int(top + height)) for left, top, width, height, _ in stats[1:])
+    columns: list[list[int]] = []
+    for left, right, top, bottom in spans:
+        if columns and left < columns[-1][1]:
+            column = columns[-1]
+            column[1], column[2], column[3] = max(column[1], right), min(column[2], top), max(column[3], bottom)
+        else:
+            columns.append([left, right, top, bottom])
+    heights = [bottom - top for _, _, top, bottom in columns]
+    tallest = max(heights)
+    return sum(height >= SIDE_BY_SIDE_HEIGHT * tallest for height in heights)
 
 
 @lru_cache(maxsize=512)

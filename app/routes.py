@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import BatchUpload, ImageUpload, PredictorDep
-from app.errors import error_answer
+from app.errors import NotADigit, error_answer, error_reason
 from app.explain import Method
+from app.preprocess import PreprocessError
 from app.schemas import BatchError, BatchItem, BatchPrediction, ErrorBody, ExplainedPrediction, Health, Prediction
 
 router = APIRouter()
@@ -48,35 +49,37 @@ BATCH_BODY = {
 }
 ExplainMethod = Annotated[Method, Query(description="gradcam (default), saliency or occlusion")]
 IncludeImage = Query(False, description="also return the 28x28 image the model saw, as a PNG data URL")
+AcceptUncertain = Query(False, description="answer 200 with the best guess and is_digit false, not 422, for an image that is not one digit")
 
 
 @router.post("/predict", response_model=Prediction, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
-def predict(upload: ImageUpload, predictor: PredictorDep, include_image: bool = IncludeImage):
+def predict(upload: ImageUpload, predictor: PredictorDep, include_image: bool = IncludeImage, accept_uncertain: bool = AcceptUncertain):
     """Classify one image: multipart field `file`, or the raw image as the body (`curl --data-binary`)."""
     [reading] = predictor.classify([upload])
     # Already a valid Prediction: serialised directly instead of having FastAPI validate it again.
-    return Response(reading.prediction(include_image).model_dump_json(), media_type="application/json")
+    return Response(reading.prediction(include_image, accept_uncertain).model_dump_json(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPrediction, responses=ERROR_RESPONSES, openapi_extra=BATCH_BODY, tags=["predict"])
-def predict_batch(uploads: BatchUpload, predictor: PredictorDep, include_image: bool = IncludeImage):
+def predict_batch(uploads: BatchUpload, predictor: PredictorDep, include_image: bool = IncludeImage, accept_uncertain: bool = AcceptUncertain):
     """Classify several images (multipart field `files`); each gets a result or its own error, in order."""
     readings = predictor.classify([data for _, data in uploads])
     results = []
     for (name, _), reading in zip(uploads, readings, strict=True):
-        if reading.error is None:
-            results.append(BatchItem(filename=name, prediction=reading.prediction(include_image)))
-        else:
-            status, detail = error_answer(reading.error)
-            results.append(BatchItem(filename=name, error=BatchError(status=status, detail=detail)))
+        try:
+            results.append(BatchItem(filename=name, prediction=reading.prediction(include_image, accept_uncertain)))
+        except (PreprocessError, NotADigit) as error:
+            status, detail = error_answer(error)
+            results.append(BatchItem(filename=name, error=BatchError(status=status, detail=detail, reason=error_reason(error))))
     return BatchPrediction(results=results)
 
 
 @router.post("/explain", response_model=ExplainedPrediction, responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
-def explain(upload: ImageUpload, predictor: PredictorDep, method: ExplainMethod = "gradcam"):
+def explain(upload: ImageUpload, predictor: PredictorDep, method: ExplainMethod = "gradcam", accept_uncertain: bool = AcceptUncertain):
     """Classify one image and show which pixels drove the answer, as a 28x28 heatmap and a PNG overlay."""
     [reading] = predictor.classify([upload])
-    return ExplainedPrediction(**reading.prediction().model_dump(), explanation=predictor.explain(reading, method))
+    prediction = reading.prediction(accept_uncertain=accept_uncertain)
+    return ExplainedPrediction(**prediction.model_dump(), explanation=predictor.explain(reading, method))
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])

@@ -11,8 +11,12 @@ class ModelInfo(BaseModel):
 
 
 class Prediction(BaseModel):
-    digit: int = Field(ge=0, le=9, examples=[7])
-    confidence: float = Field(ge=0, le=1, examples=[0.998])
+    digit: int = Field(ge=0, le=9, examples=[7], description="the most likely digit (a best guess when is_digit is false)")
+    confidence: float = Field(ge=0, le=1, examples=[0.998], description="the calibrated probability that the digit is right")
+    is_digit: bool = Field(
+        examples=[True], description="whether the image looks like one digit; false only with ?accept_uncertain=true, which answers anyway"
+    )
+    reason: str | None = Field(None, description='why is_digit is false: "several_digits" or "not_a_digit"')
     probabilities: list[float] = Field(min_length=10, max_length=10, description="one per digit 0-9, summing to 1")
     model: ModelInfo
     input_image: str | None = Field(None, description="the 28x28 image the model saw, as a PNG data URL (with ?include_image=true)")
@@ -21,6 +25,7 @@ class Prediction(BaseModel):
 class BatchError(BaseModel):
     status: int = Field(examples=[415])
     detail: str
+    reason: str | None = Field(None, description='for an image that is not one digit: "blank", "several_digits" or "not_a_digit"')
 
 
 class BatchItem(BaseModel):
@@ -50,6 +55,7 @@ class ExplainedPrediction(Prediction):
 
 class ErrorBody(BaseModel):
     detail: str = Field(description="a sentence saying what is wrong and what to do")
+    reason: str | None = Field(None, description='for an image that is not one digit: "blank", "several_digits" or "not_a_digit"')
 
 
 class ProtocolErrorBody(BaseModel):

@@ -19,12 +19,12 @@ class CountingClassifier:
 
     def __init__(self, classifier: Classifier):
         self.classifier = classifier
-        self.name, self.version = classifier.name, classifier.version
+        self.name, self.version, self.calibration = classifier.name, classifier.version, classifier.calibration
         self.calls: list[int] = []
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def read(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.calls.append(len(images))
-        return self.classifier.predict(images)
+        return self.classifier.read(images)
 
 
 @pytest.fixture(scope="module")

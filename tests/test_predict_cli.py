@@ -22,7 +22,7 @@ def test_predicts_each_file_and_reports_the_bad_one(tmp_path, mnist, capsys, shi
     assert status == 1
     answers = [json.loads(line) for line in captured.out.splitlines()]
     assert [answer["digit"] for answer in answers] == [int(label) for label in mnist.y_test[:5]]
-    assert set(answers[0]) == {"file", "digit", "confidence", "top3"} and len(answers[0]["top3"]) == 3
+    assert set(answers[0]) == {"file", "digit", "confidence", "top3", "is_digit"} and len(answers[0]["top3"]) == 3
     assert captured.err.strip() == (f"{broken}: error: The upload is not a supported image: send a PNG, JPEG, GIF, BMP, WebP or TIFF file.")
 
 

@@ -41,7 +41,7 @@ def test_litert_copy_matches_keras_on_mnist_digits(keras_model, litert, mnist, b
 
 
 def test_a_copy_of_another_model_fails_the_agreement_check(keras_model):
-    other = LiteRTRuntime.from_keras(build_model("lenet"))
+    other = LiteRTRuntime.from_keras(build_model("digitnet"))
     with pytest.raises(RuntimeMismatch, match="differ from the Keras model's"):
         check_against(other, KerasRuntime(keras_model)(probe_images()))
 
@@ -50,7 +50,7 @@ def test_first_load_caches_the_copy_and_the_next_serves_from_it(shipped_model_pa
     first = Classifier.load(shipped_model_path, cache_dir=tmp_path)
     digest = file_sha256(shipped_model_path)
     cached = read_copy(tmp_path, digest)
-    assert cached is not None and cached.reference.shape == (len(probe_images()), 10)
+    assert cached is not None and cached.reference.shape == (len(probe_images()), 10 + 256)
     written = (tmp_path / f"{digest}.tflite").stat().st_mtime_ns
 
     second = Classifier.load(shipped_model_path, cache_dir=tmp_path, keras_in_background=True)
@@ -79,7 +79,7 @@ def test_a_damaged_cached_copy_is_ignored_and_rebuilt(shipped_model_path, tmp_pa
 def test_a_wrong_copy_under_the_model_s_name_is_caught_against_keras(shipped_model_path, tmp_path, caplog):
     # A copy of another network, filed under the shipped model's sha256 with that network's own
     # outputs: it passes the quick check at start-up, so the Keras model must catch it.
-    other = build_model("lenet")
+    other = build_model("digitnet")
     impostor = LiteRTRuntime.from_keras(other)
     digest = file_sha256(shipped_model_path)
     write_copy(tmp_path, digest, LiteRTCopy(impostor.flatbuffer, KerasRuntime(other)(probe_images())))
@@ -92,7 +92,7 @@ def test_a_wrong_copy_under_the_model_s_name_is_caught_against_keras(shipped_mod
     assert "disagrees" in caplog.text
     assert 'backend="keras"' in metrics and 'backend="litert"' not in metrics, "the metric follows the switch"
     images = probe_images()
-    np.testing.assert_allclose(classifier.predict(images), KerasRuntime(classifier.model)(images), atol=1e-6)
+    np.testing.assert_allclose(classifier.outputs(images), KerasRuntime(classifier.model)(images), atol=1e-6)
 
 
 def test_an_unwritable_cache_only_costs_the_next_start(shipped_model_path, tmp_path, caplog):
@@ -108,7 +108,7 @@ def test_keras_backend_serves_tensorflow_s_own_call(shipped_model_path, tmp_path
     classifier = Classifier.load(shipped_model_path, backend="keras", cache_dir=tmp_path)
     assert classifier.backend == "keras" and not list(tmp_path.iterdir())
     images = probe_images()
-    np.testing.assert_allclose(classifier.predict(images), KerasRuntime(keras_model)(images), atol=1e-6)
+    np.testing.assert_allclose(classifier.outputs(images), KerasRuntime(keras_model)(images), atol=1e-6)
 
 
 def test_check_command_caches_the_copy_and_reports_success(shipped_model_path, tmp_path):
@@ -139,3 +139,15 @@ def test_explanations_answer_503_when_the_keras_model_cannot_load(shipped_model_
         response = client.post("/explain", files=upload)
     assert response.status_code == 503
     assert response.json()["detail"].startswith("Explanations are unavailable: model file") and "does not exist" in response.json()["detail"]
+
+
+def test_a_cached_copy_whose_features_do_not_fit_the_calibration_is_rebuilt(shipped_model_path, tmp_path, caplog):
+    other = build_model("lenet")  # 500 features where the shipped network has 256
+    write_copy(tmp_path, file_sha256(shipped_model_path), LiteRTCopy(LiteRTRuntime.from_keras(other).flatbuffer, KerasRuntime(other)(probe_images())))
+    with caplog.at_level(logging.WARNING, logger="digitserve"):
+        classifier = Classifier.load(shipped_model_path, cache_dir=tmp_path)
+    if classifier.calibration is None:
+        pytest.skip("the shipped model has no calibration")
+    assert "do not fit the model's calibration" in caplog.text and classifier.backend == "litert"
+    images = probe_images()
+    np.testing.assert_allclose(classifier.outputs(images), KerasRuntime(classifier.model)(images), atol=1e-5)

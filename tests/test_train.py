@@ -12,7 +12,7 @@ from app.classifier import Classifier
 from training import train
 from training.scene_data import SceneSet
 
-SMOKE = ["--limit", "2000", "--epochs", "1", "--batch-size", "32", "--no-plots"]
+SMOKE = ["--limit", "2000", "--epochs", "1", "--batch-size", "32", "--no-plots", "--no-calibration"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_bad_data_path_is_one_sentence_and_exit_2(tmp_path, capsys):
     assert error.startswith("error: MNIST data not found at") and "\n" not in error
 
 
-SCENE_SMOKE = ["--limit", "600", "--scenes", "120", "--epochs", "1", "--batch-size", "32", "--no-plots"]
+SCENE_SMOKE = ["--limit", "600", "--scenes", "120", "--epochs", "1", "--batch-size", "32", "--no-plots", "--no-calibration"]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,21 @@ def test_the_best_validation_epoch_is_restored_and_training_never_stops_early(va
     ],
 )
 def test_plots_are_those_the_networks_layers_allow(arch, plots, tmp_path, mnist):
-    command = ["--arch", arch, "--recipe", "tutorial", "--limit", "300", "--epochs", "1", "--data", _data_arg(mnist), "--out", str(tmp_path)]
+    command = [
+        "--arch",
+        arch,
+        "--recipe",
+        "tutorial",
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--no-calibration",
+        "--data",
+        _data_arg(mnist),
+        "--out",
+        str(tmp_path),
+    ]
     assert train.main(command) == 0
     card = json.loads((tmp_path / "card.json").read_text())
     assert set(card["plots"]) == plots

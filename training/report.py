@@ -359,11 +359,19 @@ The 15 corruptions of MNIST-C (Mu & Gilmer 2019) through `/predict`, beside the 
 Run `python -m bench.mnist_c --readme model/README.md` to fill in this table.
 <!-- mnist-c:end -->
 
+## Confidence and "not a digit"
+The service softens the softmax by a temperature and refuses what a detector on the model's
+features calls no digit (`app/calibration.py`, fitted by `python -m training.calibrate`):
+
+<!-- calibration:start -->
+Run `python -m training.calibrate --readme model/README.md` to fill in this section.
+<!-- calibration:end -->
+
 ## Limitations
 MNIST digits were written by American census workers and students; other writing styles
-(a crossed seven, a one with a long flag) are less well covered. The model always answers
-one of ten digits: the service refuses blank images, but a letter or a doodle still gets a
-digit, usually with low confidence.
+(a crossed seven, a one with a long flag) are less well covered. The not-a-digit detector
+learned its negatives from letters in the installed fonts, drawn shapes, scribbles, words,
+rows of digits and bare paper: a kind of non-digit unlike all of those can still get a digit.
 
 ## Plots
 {plots}

@@ -24,6 +24,7 @@ from app.preprocess import mnist_pixels_to_input
 from training.data import DATA_ENV_VAR, DataError, MnistData, load_mnist, resolve_source, split_validation
 from training.devices import describe_strategy, training_strategy, use_mixed_precision
 from training.evaluate import evaluate_model
+from training.markdown import replace_section
 from training.recipes import PROJECT_RECIPE, RECIPE_NAMES, Recipe, recipe_for
 from training.report import MODEL_FILENAME, model_card, write_report
 from training.scene_data import SceneSet, default_scene_cache, render_scenes
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke runs)")
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}/)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots (faster smoke runs)")
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="skip fitting the temperature and the not-a-digit detector (minutes; smoke runs)"
+    )
     return parser
 
 
@@ -334,6 +338,11 @@ def train(args: argparse.Namespace) -> dict:
     timings = {"data_seconds": data_seconds, "fit_seconds": fitted.seconds, "total_seconds": time.monotonic() - started}
     card = model_card(args, model, evaluation, sets, fitted, data, timings, devices=describe_strategy(strategy), dtype_policy=policy)
     write_report(card, model, data, args.out, plots=not args.no_plots)
+    if not args.no_calibration:
+        from training.calibrate import README_SECTION, calibrate, section_markdown
+
+        card["calibration"] = calibrate(args.out / MODEL_FILENAME, data, args.scene_cache, plots=not args.no_plots)
+        replace_section(args.out / "README.md", README_SECTION, section_markdown(card["calibration"]))
     return card
 
 

@@ -110,6 +110,7 @@ function resetAnswer(text) {
   lastUpload = null;
   summary.textContent = text;
   digitOutput.textContent = "?";
+  digitOutput.classList.remove("uncertain");
   seenImage.hidden = true;
   for (const item of bars.children) {
     item.classList.remove("best");
@@ -118,9 +119,21 @@ function resetAnswer(text) {
   }
 }
 
+// What the page says when the service answers its best guess for an image that is not one digit.
+const NOT_A_DIGIT = {
+  several_digits: "Looks like several digits: draw or upload one digit at a time.",
+  not_a_digit: "This doesn't look like a digit.",
+};
+
 function showAnswer(answer) {
   const percent = (value) => `${(value * 100).toFixed(1)}%`;
-  summary.textContent = `The model reads a ${answer.digit} with ${percent(answer.confidence)} confidence.`;
+  if (answer.is_digit === false) {
+    const verdict = NOT_A_DIGIT[answer.reason] || NOT_A_DIGIT.not_a_digit;
+    summary.textContent = `${verdict} Best guess: ${answer.digit} (${percent(answer.confidence)}).`;
+  } else {
+    summary.textContent = `The model reads a ${answer.digit} with ${percent(answer.confidence)} confidence.`;
+  }
+  digitOutput.classList.toggle("uncertain", answer.is_digit === false);
   digitOutput.textContent = String(answer.digit);
   answer.probabilities.forEach((probability, digit) => {
     const item = bars.children[digit];
@@ -146,7 +159,7 @@ async function showHeatmap() {
     const form = new FormData();
     form.append("file", upload.blob, upload.name);
     try {
-      const response = await fetch("/explain", { method: "POST", body: form });
+      const response = await fetch("/explain?accept_uncertain=true", { method: "POST", body: form });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) {
         showError(body.detail || `The server answered ${response.status}.`);
@@ -173,7 +186,7 @@ async function predict(upload) {
   const form = new FormData();
   form.append("file", blob, name);
   try {
-    const response = await fetch("/predict?include_image=true", { method: "POST", body: form });
+    const response = await fetch("/predict?include_image=true&accept_uncertain=true", { method: "POST", body: form });
     const body = await response.json().catch(() => ({}));
     if (thisRequest !== requestNumber) return; // a newer drawing or upload has taken over
     if (!response.ok) {
