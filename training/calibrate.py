@@ -24,7 +24,7 @@ from scipy.optimize import minimize_scalar
 
 from app.calibration import Calibration, at_temperature, calibration_path
 from app.preprocess import PreprocessError, mnist_pixels_to_input, preprocess
-from training.data import DATA_ENV_VAR, DataError, load_mnist, resolve_source, split_validation
+from training.data import DATA_ENV_VAR, load_mnist_for_command, split_validation
 from training.markdown import replace_section
 
 DEFAULT_MODEL = Path("model/digitserve.keras")
@@ -382,10 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Calibrate from the command line; exit 2 with one sentence when the data cannot be read."""
     args = build_parser().parse_args(argv)
-    try:
-        data = load_mnist(resolve_source(args.data))
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+    data = load_mnist_for_command(args.data)
+    if data is None:
         return 2
     section = calibrate(args.model, data, args.scene_cache, plots=not args.no_plots)
     text = section_markdown(section)

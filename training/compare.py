@@ -212,12 +212,10 @@ def plot_comparison(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from training.data import DataError, load_mnist, resolve_source
+    from training.data import load_mnist_for_command
 
-    try:
-        data = load_mnist(resolve_source(args.data))
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+    data = load_mnist_for_command(args.data)
+    if data is None:
         return 2
     runs = [run for run in RUNS if not args.only or run.arch in args.only]
     if not runs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,15 @@ def load_mnist(source: str | os.PathLike | None = None) -> MnistData:
     else:
         arrays = _load_npz(path)
     return _validated(arrays, str(path))
+
+
+def load_mnist_for_command(cli_value: str | None) -> MnistData | None:
+    """MNIST for a command line, from `--data`, the environment or the download; None after printing why it cannot be read."""
+    try:
+        return load_mnist(resolve_source(cli_value))
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
 
 
 def split_validation(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -429,12 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheet", help="write a contact sheet PNG of the negatives")
     parser.add_argument("--model", help="also print, per kind, how many preprocessing refuses and how many the model takes confidently")
     args = parser.parse_args(argv)
-    from training.data import DataError, load_mnist, resolve_source
+    from training.data import load_mnist_for_command
 
-    try:
-        data = load_mnist(resolve_source(args.data))
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+    data = load_mnist_for_command(args.data)
+    if data is None:
         return 2
     negatives = negative_uploads(args.per_kind, args.seed, data.x_train, data.y_train)
     if args.sheet:

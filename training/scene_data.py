@@ -264,7 +264,7 @@ def summary(scenes: SceneSet) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.data import DataError, load_mnist, resolve_source, split_validation
+    from training.data import load_mnist_for_command, split_validation
     from training.recipes import PROJECT_RECIPE
 
     parser = argparse.ArgumentParser(prog="python -m training.scene_data", description=__doc__.splitlines()[0])
@@ -274,10 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="processes (default: one per usable core)")
     parser.add_argument("--scene-cache", type=Path, help="cache folder (default: none, so the rendering is timed)")
     args = parser.parse_args(argv)
-    try:
-        data = load_mnist(resolve_source(args.data))
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+    data = load_mnist_for_command(args.data)
+    if data is None:
         return 2
     # The digits training draws from: the training set less the project recipe's validation split.
     digits, labels, _, _ = split_validation(data.x_train, data.y_train, PROJECT_RECIPE.validation_fraction, args.seed)
