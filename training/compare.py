@@ -76,7 +76,7 @@ def train_run(run: Run, args: argparse.Namespace) -> dict:
         if card.get("comparison_quick") == args.quick:
             print(f"== {run.name}: reusing the finished run in {folder}")
             return card
-    command = ["--arch", run.arch, "--recipe", run.recipe, "--out", str(folder), "--no-plots", "--track-test"]
+    command = ["--arch", run.arch, "--recipe", run.recipe, "--out", str(folder), "--no-plots", "--track-test", "--no-calibration"]
     if args.data:
         command += ["--data", args.data]
     if args.quick:

@@ -338,7 +338,8 @@ def train(args: argparse.Namespace) -> dict:
     timings = {"data_seconds": data_seconds, "fit_seconds": fitted.seconds, "total_seconds": time.monotonic() - started}
     card = model_card(args, model, evaluation, sets, fitted, data, timings, devices=describe_strategy(strategy), dtype_policy=policy)
     write_report(card, model, data, args.out, plots=not args.no_plots)
-    if not args.no_calibration:
+    # Calibration needs the held-out validation digits, which the tutorial recipes do not keep.
+    if not args.no_calibration and recipe.validation_fraction > 0:
         from training.calibrate import README_SECTION, calibrate, section_markdown
 
         card["calibration"] = calibrate(args.out / MODEL_FILENAME, data, args.scene_cache, plots=not args.no_plots)
