@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, OnlyNoise, PreprocessError, UnsupportedImage
+from app.segmentation import MAX_DIGITS, TooManyDigits
 
 logger = logging.getLogger("digitserve")
 
@@ -87,6 +88,7 @@ STATUS: dict[type[Exception], int] = {
     ImageTooLarge: 413,
     NoDigitFound: 422,
     OnlyNoise: 422,
+    TooManyDigits: 422,
 }
 # Preprocessing's messages say what is wrong with the image; the answer adds what to do about it.
 PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
@@ -95,9 +97,16 @@ PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
     CorruptImage: "The image is truncated or corrupt and could not be decoded: export it again and retry.",
     ImageTooLarge: "The image has too many pixels ({reason}): scale it down and retry.",
     NoDigitFound: "No digit found in the image ({reason}): draw or photograph a digit in dark or bright ink.",
+    TooManyDigits: f"Too many digits to read ({{reason}}): crop the picture to one number of at most {MAX_DIGITS} digits.",
 }
 # What a refused upload was seen to hold, for clients that act on it (the page words it for people).
-REASONS: dict[type[Exception], str] = {OnlyNoise: "not_a_digit", NoDigitFound: "blank", SeveralDigits: "several_digits", NotADigit: "not_a_digit"}
+REASONS: dict[type[Exception], str] = {
+    OnlyNoise: "not_a_digit",
+    NoDigitFound: "blank",
+    SeveralDigits: "several_digits",
+    NotADigit: "not_a_digit",
+    TooManyDigits: "too_many_digits",
+}
 NOT_A_DIGIT_SENTENCE = (
     "This doesn't look like a digit: draw or photograph one digit 0-9, large and alone in the picture "
     "(add ?accept_uncertain=true to get the best guess anyway)."

@@ -20,8 +20,14 @@ from app.classifier import Classifier, ModelLoadError
 from app.errors import NOT_A_DIGIT_SENTENCE, SEVERAL_DIGITS_SENTENCE, ExplanationsUnavailable, NotADigit, SeveralDigits, error_reason
 from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
-from app.preprocess import PreprocessError, preprocess, side_by_side_parts, to_png
-from app.schemas import Explanation, ModelInfo, Prediction
+from app.preprocess import NoDigitFound, PreprocessError, preprocess, side_by_side_parts, to_png
+from app.schemas import Explanation, ModelInfo, NumberReading, Prediction, ReadDigit
+from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, number_parts
+
+# Choosing how to read a piece of ink (one digit, or touching digits cut apart), as `_best_reading` says.
+NOT_A_DIGIT_COST = 3.0
+# A part the features call no digit, shorter than this share of the tallest, is a mark and is left out.
+MARK_HEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,30 @@ class Predictor:
                 readings.append(Reading(model, outcome, row, is_digit=digit))
         return readings
 
+    def read_number(self, data: bytes) -> NumberReading:
+        """Read the digits of a written number, left to right, classifying every way to read its pieces in one model call."""
+        with self._preprocessing:
+            groups = number_parts(data, self.max_pixels)
+        images = [digit for group in groups for digit in group.images()]
+        probabilities, is_digit = self.classifier.read(np.stack([digit.image for digit in images]))
+        verdicts = zip(images, probabilities, is_digit.tolist(), strict=True)
+        answers = {id(digit): (row.astype(np.float64) / row.sum(), verdict) for digit, row, verdict in verdicts}
+        chosen = [digit for group in groups for digit in _best_reading(group, answers)]
+        tallest = max(digit.box[3] for digit in chosen)
+        chosen = [digit for digit in chosen if answers[id(digit)][1] or digit.box[3] >= MARK_HEIGHT * tallest]
+        if not chosen:
+            raise NoDigitFound("what the image holds are small marks, not digits")
+        if len(chosen) > MAX_DIGITS:
+            raise TooManyDigits(f"the image holds {len(chosen)}")
+        digits = []
+        for digit in chosen:
+            row, verdict = answers[id(digit)]
+            best = int(row.argmax())
+            digits.append(ReadDigit(digit=best, confidence=float(row[best]), is_digit=verdict, probabilities=row.tolist(), box=list(digit.box)))
+        self.metrics.count_predictions([digit.digit for digit in digits])
+        model = ModelInfo(name=self.classifier.name, version=self.classifier.version)
+        return NumberReading(number="".join(str(digit.digit) for digit in digits), digits=digits, model=model)
+
     def explain(self, reading: Reading, method: Method) -> Explanation:
         """A heatmap of the pixels that drove a reading's digit, computed from the Keras model."""
         digit = reading.prediction(accept_uncertain=True).digit
@@ -122,6 +152,31 @@ class Predictor:
                 return preprocess(data, self.max_pixels)
         except PreprocessError as error:
             return error
+
+
+def _best_reading(group: InkGroup, answers: dict[int, tuple[np.ndarray, bool]]) -> tuple[DigitImage, ...]:
+    """The reading of a piece of ink the classifier is surest of: as one digit, or cut into touching digits.
+
+    A reading scores the sum of its digits' log-confidences, so a cut must leave digits surer
+    than the whole; a digit the features call no digit costs NOT_A_DIGIT_COST more. Among the
+    paths through the cuts, the best is found a cut at a time.
+    """
+
+    def score(digit: DigitImage) -> float:
+        row, verdict = answers[id(digit)]
+        return float(np.log(max(row.max(), 1e-6))) - (0.0 if verdict else NOT_A_DIGIT_COST)
+
+    candidates = [(sum(score(digit) for digit in reading), reading) for reading in group.readings]
+    # best[cut]: the best score of a path from cut 0 to this cut, and the path.
+    best: list[tuple[float, tuple[DigitImage, ...]] | None] = [(0.0, ())] + [None] * group.last_cut
+    for (first, last), digit in sorted(group.pieces.items()):
+        if best[first] is not None:
+            total = best[first][0] + score(digit)
+            if best[last] is None or total > best[last][0]:
+                best[last] = (total, (*best[first][1], digit))
+    if group.pieces and best[-1] is not None:
+        candidates.append(best[-1])
+    return max(candidates, key=lambda candidate: candidate[0])[1]
 
 
 def png_data_url(digit: np.ndarray) -> str:

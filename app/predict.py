@@ -1,6 +1,7 @@
-"""Command-line predictor: python -m app.predict IMAGE... [--json] [--steps]
+"""Command-line predictor: python -m app.predict IMAGE... [--json] [--steps] [--number]
 
-Each file goes through the same preprocessing and model as the service. Unreadable files get
+Each file goes through the same preprocessing and model as the service; with --number each is
+read as a whole number, as `POST /read` reads it. Unreadable files get
 a one-line error; the others are still answered; the exit status is 1 if any file failed.
 With --steps, each image also gets IMAGE.steps.png beside it: what every preprocessing stage
 made of it, side by side, so a misread upload shows where it went wrong.
@@ -18,7 +19,9 @@ import numpy as np
 from app.classifier import Classifier, ModelLoadError
 from app.config import get_settings
 from app.errors import error_answer
+from app.inference import Predictor
 from app.logs import quiet_tensorflow
+from app.observability import Metrics
 from app.preprocess import PreprocessError, preprocess
 
 
@@ -28,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=None, help="model file (default: DIGITSERVE_MODEL_PATH or the shipped model)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--steps", action="store_true", help="also write IMAGE.steps.png: the preprocessing stages side by side")
+    parser.add_argument("--number", action="store_true", help="read each image as a number of up to 16 digits, as POST /read does")
     return parser.parse_args(argv)
 
 
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.number:
+        return read_numbers(args.images, Predictor(classifier, Metrics(), settings.max_pixels), args.json)
     failures = 0
     for path in args.images:
         steps = {} if args.steps else None
@@ -88,6 +94,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             others = ", ".join(f"{item['digit']} {item['probability']:.1%}" for item in answer["top3"][1:])
             print(f"{path}: {verdict}{answer['digit']} ({answer['confidence']:.1%}; then {others})")
+    return 1 if failures else 0
+
+
+def read_numbers(paths: list[Path], predictor: Predictor, as_json: bool) -> int:
+    """Print the number read in each file, digit by digit with its confidence; 1 if any file failed."""
+    failures = 0
+    for path in paths:
+        try:
+            reading = predictor.read_number(path.read_bytes())
+        except OSError as error:
+            failures += 1
+            print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
+            continue
+        except PreprocessError as error:
+            failures += 1
+            print(f"{path}: error: {error_answer(error)[1]}", file=sys.stderr)
+            continue
+        if as_json:
+            print(json.dumps({"file": str(path), **reading.model_dump(include={"number", "digits"})}))
+        else:
+            digits = ", ".join(f"{digit.digit} {digit.confidence:.1%}" for digit in reading.digits)
+            print(f"{path}: {reading.number} ({digits})")
     return 1 if failures else 0
 
 

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -107,8 +108,9 @@ LINE_SKEW_LINES = 20
 SKEW_SIDE = 128
 # A piece of ink with at most this share of its pixels away from removed lines is a remnant of them.
 REMNANT_OUTSIDE = 0.05
-# A lone straight stroke is a printed line only if it crosses nearly the whole image.
-LONE_LINE_SPAN = 0.8
+# A lone straight stroke is a printed line only if it crosses nearly the whole image; an upright
+# one beside other digits, only if it crosses this much of it.
+LONE_LINE_SPAN, ROW_PLUMB_SPAN = 0.8, 0.9
 # A printed line is at most this many times as thick as the thinnest line of its family.
 LINE_FAMILY_THICKNESS = 2.5
 # Digit parts: components this close to the digit (share of its size) belong to it when they
@@ -138,6 +140,7 @@ RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.uint8)
 ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+T = TypeVar("T")
 
 
 class PreprocessError(Exception):
@@ -170,7 +173,7 @@ class OnlyNoise(NoDigitFound):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A decoded upload as grayscale floats in [0, 1], with its original format and size."""
+    """A decoded upload as grayscale floats in [0, 1], with its original format and size (upright, as the pixels are)."""
 
     pixels: np.ndarray
     format: str
@@ -188,15 +191,15 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, steps: dict[st
     return to_mnist(decode(data, max_pixels).pixels, steps)
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode `data` to grayscale in [0, 1]: EXIF orientation applied, alpha flattened, first frame."""
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, working_side: int = WORKING_SIDE) -> DecodedImage:
+    """Decode `data` to grayscale in [0, 1], at most `working_side` a side: EXIF orientation applied, alpha flattened, first frame."""
     if not data:
         raise EmptyImage("the upload is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            return _decode_opened(image, max_pixels)
+            return _decode_opened(image, max_pixels, working_side)
     except PreprocessError:
         raise
     except UnidentifiedImageError:
@@ -209,7 +212,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         raise CorruptImage("the image is truncated or corrupt and cannot be decoded") from None
 
 
-def _decode_opened(image: Image.Image, max_pixels: int) -> DecodedImage:
+def _decode_opened(image: Image.Image, max_pixels: int, working_side: int) -> DecodedImage:
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptImage("the image has no pixels")
@@ -219,12 +222,15 @@ def _decode_opened(image: Image.Image, max_pixels: int) -> DecodedImage:
     if image.format == "JPEG":
         # The decoder can scale a photo down by 2, 4 or 8 and skip colour: far cheaper than full size.
         # Ask for just over half the working side: the result then needs at most one more halving.
-        image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIDE // 2 + 1, WORKING_SIDE // 2 + 1))
+        image.draft("L" if image.mode in ("L", "RGB") else None, (working_side // 2 + 1, working_side // 2 + 1))
     image.seek(0)
     image.load()
     if _may_carry_orientation(image):
+        before = image.size
         ImageOps.exif_transpose(image, in_place=True)
-    return DecodedImage(pixels=_to_gray(_reduce(image)), format=image_format, width=width, height=height)
+        if image.size != before:
+            width, height = height, width
+    return DecodedImage(pixels=_to_gray(_reduce(image, working_side)), format=image_format, width=width, height=height)
 
 
 def _may_carry_orientation(image: Image.Image) -> bool:
@@ -233,9 +239,9 @@ def _may_carry_orientation(image: Image.Image) -> bool:
     return not ORIENTATION_SOURCES.isdisjoint(image.info) or hasattr(image, "tag_v2")
 
 
-def _reduce(image: Image.Image) -> Image.Image:
-    """Average blocks of a whole number of pixels so the image is at most WORKING_SIDE a side."""
-    factor = -(-max(image.size) // WORKING_SIDE)
+def _reduce(image: Image.Image, working_side: int) -> Image.Image:
+    """Average blocks of a whole number of pixels so the image is at most `working_side` a side."""
+    factor = -(-max(image.size) // working_side)
     if factor <= 1:
         return image
     if image.mode not in ("L", "LA", "RGB", "RGBA", "F", "I"):
@@ -297,6 +303,43 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
     after each stage (`python -m app.predict --steps` draws them side by side).
     """
     record = steps.__setitem__ if steps is not None else _ignore_step
+    return on_writing_surface(gray, lambda ink: normalise_digit(ink, _choose_digit(ink.strokes), record), record)
+
+
+@dataclass(frozen=True)
+class Ink:
+    """The ink on an image's writing surface, from which digits are chosen and normalised."""
+
+    residual: np.ndarray
+    noise: float
+    peak: float
+    # Pixels at stroke level, and the same without printed lines: the strokes digits are chosen from.
+    candidates: np.ndarray
+    strokes: np.ndarray
+    # The 3x3 projective map from the prepared image's pixels (x, y) to these arrays' pixels.
+    to_surface: np.ndarray
+
+    def within(self, window: tuple[slice, slice]) -> Ink:
+        """The part of the ink inside `window` (rows, columns), as views."""
+        rows, cols = window
+        shift = np.array([[1, 0, -(cols.start or 0)], [0, 1, -(rows.start or 0)], [0, 0, 1]], dtype=np.float64)
+        return Ink(self.residual[window], self.noise, self.peak, self.candidates[window], self.strokes[window], shift @ self.to_surface)
+
+    def faint(self) -> np.ndarray:
+        """Ink above the faint level, without the printed lines: where broken or unevenly pressed strokes continue."""
+        return (self.residual >= max(FAINT_LEVEL * self.peak, STROKE_NOISE * self.noise, 0.5 * MIN_CONTRAST)) & ~(self.candidates & ~self.strokes)
+
+
+def on_writing_surface(
+    gray: np.ndarray, choose: Callable[[Ink], T], record: Callable[[str, np.ndarray], None] | None = None, row_of_digits: bool = False
+) -> T:
+    """`choose` applied to the ink on the writing surface found in `gray`, or on `gray` itself when the surface holds none.
+
+    Before the surface is looked for, impulse noise is removed and small images are enlarged;
+    `prepared_scale` gives the factor between `gray` and the image the ink's map starts from.
+    `row_of_digits` says the image holds a number, as `_remove_printed_lines` reads it.
+    """
+    record = record or _ignore_step
     gray = np.asarray(gray, dtype=np.float32)
     if min(gray.shape) < MIN_SIDE:
         raise NoDigitFound(f"the image is only {min(gray.shape)} pixel(s) across, too narrow to hold a digit")
@@ -306,38 +349,49 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
         raise OnlyNoise("the image looks like random noise")
     gray = _enlarge_small(gray)
     record("input", gray)
-    surface = _find_surface(gray)
+    surface, to_surface = _find_surface(gray)
     if surface is gray:
-        return _digit_on(gray, small, record)
+        return choose(_find_ink(gray, np.eye(3), small, record, row_of_digits))
     try:
-        return _digit_on(surface, small, record)
+        return choose(_find_ink(surface, to_surface, small, record, row_of_digits))
     except NoDigitFound:
         # What looked like a sheet was something else (a bright bar, a large pale blot).
-        return _digit_on(gray, small, record)
+        return choose(_find_ink(gray, np.eye(3), small, record, row_of_digits))
+
+
+def prepared_scale(shape: tuple[int, int]) -> int:
+    """How many times `on_writing_surface` enlarges an image of `shape` before finding its surface."""
+    return max(1, -(-MIN_WORKING_SIDE // max(shape)))
 
 
 def _ignore_step(name: str, image: np.ndarray) -> None:
     pass
 
 
-def _digit_on(surface: np.ndarray, small: bool, record: Callable[[str, np.ndarray], None]) -> np.ndarray:
-    """The MNIST digit found on `surface`."""
+def _find_ink(surface: np.ndarray, to_surface: np.ndarray, small: bool, record: Callable[[str, np.ndarray], None], row_of_digits: bool) -> Ink:
+    """The ink on `surface`, with printed lines removed."""
     record("surface", surface)
     residual, noise = _ink_residual(surface)
     peak = _bright_level(residual)
     if record is not _ignore_step:
         record("ink", np.clip(residual / max(peak, 1e-3), 0, 1))
     candidates = residual >= max(STROKE_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST)
-    strokes = _remove_printed_lines(candidates)
+    strokes = _remove_printed_lines(candidates, row_of_digits)
     record("lines removed", strokes)
     if not small and np.count_nonzero(strokes) > MAX_INK_SHARE * strokes.size:
         raise OnlyNoise("the image looks like texture or noise, not a digit on a plain background")
-    chosen = _grow_into_faint_ink(_choose_digit(strokes), residual >= max(FAINT_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST), candidates)
-    ink = _ink_strength(residual, chosen, noise)
+    return Ink(residual, noise, peak, candidates, strokes, to_surface)
+
+
+def normalise_digit(ink: Ink, chosen: np.ndarray, record: Callable[[str, np.ndarray], None] | None = None) -> np.ndarray:
+    """The digit whose strokes are `chosen` (a mask over the ink), by MNIST's recipe: (28, 28) float32."""
+    record = record or _ignore_step
+    chosen = _grow_into_faint_ink(chosen, ink.residual >= max(FAINT_LEVEL * ink.peak, STROKE_NOISE * ink.noise, 0.5 * MIN_CONTRAST), ink.candidates)
+    strength = _ink_strength(ink.residual, chosen, ink.noise)
     # Within the digit's box, faint ink between its strokes stays (a blurred join, anti-aliased
     # edges); the marks left out and the lines removed go, with a pixel around them.
-    dropped = candidates & ~chosen
-    digit = np.where(cv2.dilate(dropped.view(np.uint8), EIGHT_NEIGHBOURS) > 0, np.float32(0), ink)
+    dropped = ink.candidates & ~chosen
+    digit = np.where(cv2.dilate(dropped.view(np.uint8), EIGHT_NEIGHBOURS) > 0, np.float32(0), strength)
     rows = np.flatnonzero(chosen.any(axis=1))
     cols = np.flatnonzero(chosen.any(axis=0))
     # MNIST's box holds every grey pixel of the digit: crop to the ink, a little beyond the strokes.
@@ -408,28 +462,28 @@ def _enlarge_small(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (width * factor, height * factor), interpolation=cv2.INTER_LINEAR)
 
 
-def _find_surface(gray: np.ndarray) -> np.ndarray:
-    """The sheet, note or board the digit is written on, cropped and flattened; else `gray` itself.
+def _find_surface(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sheet, note or board the digit is written on, cropped and flattened, else `gray` itself; and the map to it.
 
     A surface is a large, light, four-sided region lighter than its surroundings (a desk, a
     wall) that holds the image's centre. Its edge and everything outside it are never ink.
     """
     scale = SURFACE_SIDE / max(gray.shape)
     if scale >= 1:
-        return gray
+        return gray, np.eye(3)
     small = _shrink(gray, SURFACE_SIDE)
     # Close over dark strokes so that the writing does not cut the sheet into pieces.
     closed = _to_uint8(cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))))
     otsu, _ = cv2.threshold(closed, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if not (closed <= otsu).any() or not (closed > otsu).any():
-        return gray
+        return gray, np.eye(3)
     counts = np.bincount(closed.ravel(), minlength=256)
     lightest_dark = int(otsu)
     dark_level = _percentile_levels(counts[: lightest_dark + 1], (50,))[0]
     light_level = lightest_dark + 1 + _percentile_levels(counts[lightest_dark + 1 :], (50,))[0]
     levels = [dark_level + split * (light_level - dark_level) for split in SURFACE_SPLITS]
     if _light_all_round(closed > max(levels)):
-        return gray
+        return gray, np.eye(3)
     # A shadow across the sheet puts part of it nearer the desk's level: try a few levels between
     # the two and keep the outline most fully covered by light paper.
     best, best_fill = None, SURFACE_FILL
@@ -439,7 +493,7 @@ def _find_surface(gray: np.ndarray) -> np.ndarray:
         candidate = _surface_outline(closed, small, steepest, level)
         if candidate is not None and candidate[1] >= best_fill:
             best, best_fill = candidate
-    return gray if best is None else _crop_to_surface(gray, best / scale)
+    return (gray, np.eye(3)) if best is None else _crop_to_surface(gray, best / scale)
 
 
 def _percentile_levels(counts: np.ndarray, percents: tuple[float, ...]) -> list[float]:
@@ -516,11 +570,11 @@ def _edge_is_sharp(steepest: np.ndarray, hull: np.ndarray, contrast: float) -> b
     return points.size < 8 or float(np.median(points)) >= SURFACE_SHARPNESS * contrast
 
 
-def _crop_to_surface(gray: np.ndarray, hull: np.ndarray) -> np.ndarray:
+def _crop_to_surface(gray: np.ndarray, hull: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The surface inside the convex outline `hull`: flattened when it has four clear corners, else masked.
 
     Outside the outline, and in a margin inside it, is set to the paper's level: the sheet's
-    edge and the desk are never ink.
+    edge and the desk are never ink. Also returns the 3x3 map from `gray`'s pixels to the surface's.
     """
     approximation = cv2.approxPolyDP(hull.reshape(-1, 1, 2), 0.02 * cv2.arcLength(hull.reshape(-1, 1, 2), True), True)
     if len(approximation) == 4 and cv2.contourArea(approximation) >= 0.95 * cv2.contourArea(hull):
@@ -532,8 +586,8 @@ def _crop_to_surface(gray: np.ndarray, hull: np.ndarray) -> np.ndarray:
     margin = max(3, round(SURFACE_MARGIN * max(width, height)))
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
     if not mask.any():
-        return gray
-    return _extend_paper(crop, mask.view(bool))
+        return gray, np.eye(3)
+    return _extend_paper(crop, mask.view(bool)), np.array([[1, 0, -left], [0, 1, -top], [0, 0, 1]], dtype=np.float64)
 
 
 def _extend_paper(crop: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -556,8 +610,8 @@ def _corners(quadrilateral: np.ndarray) -> np.ndarray:
     return points[[np.argmin(sums), np.argmax(differences), np.argmax(sums), np.argmin(differences)]]
 
 
-def _flatten(gray: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Undo the perspective of the quadrilateral `corners`, then trim its edge."""
+def _flatten(gray: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Undo the perspective of the quadrilateral `corners`, then trim its edge; and the map from `gray` to the result."""
     top_left, top_right, bottom_right, bottom_left = corners
     width = max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
     height = max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
@@ -566,7 +620,8 @@ def _flatten(gray: np.ndarray, corners: np.ndarray) -> np.ndarray:
     transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
     flat = cv2.warpPerspective(gray, transform, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     margin_y, margin_x = round(SURFACE_MARGIN * height), round(SURFACE_MARGIN * width)
-    return flat[margin_y : height - margin_y, margin_x : width - margin_x]
+    trim = np.array([[1, 0, -margin_x], [0, 1, -margin_y], [0, 0, 1]], dtype=np.float64)
+    return flat[margin_y : height - margin_y, margin_x : width - margin_x], trim @ transform
 
 
 def _ink_strength(residual: np.ndarray, chosen: np.ndarray, noise: float) -> np.ndarray:
@@ -778,14 +833,19 @@ def _bright_level(ink: np.ndarray) -> float:
     return float(np.partition(flat, rank)[rank])
 
 
-def _remove_printed_lines(strokes: np.ndarray) -> np.ndarray:
-    """Remove ruled and grid lines, margins and box borders; keep the strokes that cross them."""
+def _remove_printed_lines(strokes: np.ndarray, row_of_digits: bool = False) -> np.ndarray:
+    """Remove ruled and grid lines, margins and box borders; keep the strokes that cross them.
+
+    In a row of digits (`row_of_digits`), upright lines cross nearly the whole height and there
+    are no boxes: several 1s would pass for a family of lines, and the sides of a 0 beside a 5's
+    bar for a box.
+    """
     skew = _line_skew(strokes)
     # Lines photographed at a slight angle are found upright, then turned back.
     upright = _rotate(strokes, skew) if skew else strokes
     bands = _line_band(upright), _line_band(upright.T)
-    horizontal, vertical = _printed_lines(upright, bands[0]), _printed_lines(upright.T, bands[1]).T
-    across, down = _box_borders(upright, bands)
+    horizontal, vertical = _printed_lines(upright, bands[0]), _printed_lines(upright.T, bands[1], ROW_PLUMB_SPAN if row_of_digits else LINE_SPAN).T
+    across, down = (np.zeros_like(upright), np.zeros_like(upright)) if row_of_digits else _box_borders(upright, bands)
     horizontal |= across
     vertical |= down
     if not horizontal.any() and not vertical.any():
@@ -915,10 +975,10 @@ def _horizontal_opening(band: np.ndarray, length: int) -> np.ndarray:
     return (covered > 0).view(np.uint8)
 
 
-def _printed_lines(strokes: np.ndarray, band: np.ndarray) -> np.ndarray:
+def _printed_lines(strokes: np.ndarray, band: np.ndarray, span: float = LINE_SPAN) -> np.ndarray:
     """The stroke pixels of horizontal printed lines: long, straight, thin and in a family of like lines."""
     height, width = strokes.shape
-    labels, stats, thickness = _line_runs(strokes, band, LINE_SPAN)
+    labels, stats, thickness = _line_runs(strokes, band, span)
     if thickness.size == 0:
         return np.zeros_like(strokes)
     spans = stats[:, cv2.CC_STAT_WIDTH] / width
@@ -928,7 +988,7 @@ def _printed_lines(strokes: np.ndarray, band: np.ndarray) -> np.ndarray:
         # Ruled and grid lines come in families of the same thickness; a pen stroke along one is thicker.
         printed[1:] = thin & (thickness <= LINE_FAMILY_THICKNESS * max(float(thickness[thin].min()), 1.0))
     else:
-        printed[1:] = thin & (spans >= LONE_LINE_SPAN)
+        printed[1:] = thin & (spans >= max(span, LONE_LINE_SPAN))
     return printed[labels] & strokes
 
 

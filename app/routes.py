@@ -11,7 +11,8 @@ from app.deps import BatchUpload, ImageUpload, PredictorDep
 from app.errors import NotADigit, error_answer, error_reason
 from app.explain import Method
 from app.preprocess import PreprocessError
-from app.schemas import BatchError, BatchItem, BatchPrediction, ErrorBody, ExplainedPrediction, Health, Prediction
+from app.schemas import BatchError, BatchItem, BatchPrediction, ErrorBody, ExplainedPrediction, Health, NumberReading, Prediction
+from app.segmentation import MAX_DIGITS
 
 router = APIRouter()
 
@@ -21,6 +22,7 @@ ERROR_RESPONSES = {
     415: {"model": ErrorBody, "description": "Not an image, or a Content-Type that is not accepted"},
     422: {"model": ErrorBody, "description": "Missing form field, invalid query, or no digit found in the image"},
 }
+READ_RESPONSES = {**ERROR_RESPONSES, 422: {"model": ErrorBody, "description": f"Missing form field, no digit, or over {MAX_DIGITS} digits"}}
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
@@ -80,6 +82,12 @@ def explain(upload: ImageUpload, predictor: PredictorDep, method: ExplainMethod 
     [reading] = predictor.classify([upload])
     prediction = reading.prediction(accept_uncertain=accept_uncertain)
     return ExplainedPrediction(**prediction.model_dump(), explanation=predictor.explain(reading, method))
+
+
+@router.post("/read", response_model=NumberReading, responses=READ_RESPONSES, openapi_extra=IMAGE_BODY, tags=["predict"])
+def read(upload: ImageUpload, predictor: PredictorDep):
+    """Read a written number of up to 16 digits: multipart field `file`, or the raw image as the body; each digit with its box."""
+    return predictor.read_number(upload)
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])

@@ -38,6 +38,22 @@ class BatchPrediction(BaseModel):
     results: list[BatchItem]
 
 
+class ReadDigit(BaseModel):
+    digit: int = Field(ge=0, le=9, examples=[2])
+    confidence: float = Field(ge=0, le=1, examples=[0.99], description="the calibrated probability that the digit is right")
+    is_digit: bool = Field(examples=[True], description="whether this part looks like a digit; the number holds it either way")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="one per digit 0-9, summing to 1")
+    box: list[int] = Field(
+        min_length=4, max_length=4, examples=[[40, 22, 180, 260]], description="x, y, width, height in the uploaded image's pixels, upright"
+    )
+
+
+class NumberReading(BaseModel):
+    number: str = Field(examples=["2026"], description="the digits read, left to right")
+    digits: list[ReadDigit]
+    model: ModelInfo
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,6 +111,22 @@ def digit_png(mnist_digit: np.ndarray, size: int = 280) -> bytes:
     return encode(Image.fromarray(255 - mnist_digit, mode="L").resize((size, size), Image.Resampling.BILINEAR))
 
 
+def number_pixels(mnist_digits: np.ndarray, gap: int = 8, scale: int = 4) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """MNIST digits side by side, black on white, `gap` pixels apart before scaling by `scale`, and each digit's
+    ink box (x, y, width, height) in the result's pixels."""
+    margin = 12
+    width = 2 * margin + 28 * len(mnist_digits) + gap * (len(mnist_digits) - 1)
+    canvas = np.zeros((28 + 2 * margin, max(width, 28 + 2 * margin)), dtype=np.uint8)
+    boxes = []
+    for index, digit in enumerate(mnist_digits):
+        left = margin + index * (28 + gap)
+        canvas[margin : margin + 28, left : left + 28] = np.maximum(canvas[margin : margin + 28, left : left + 28], digit)
+        rows, cols = np.flatnonzero(digit.max(axis=1) > 64), np.flatnonzero(digit.max(axis=0) > 64)
+        boxes.append(((left + cols[0]) * scale, (margin + rows[0]) * scale, (cols[-1] - cols[0] + 1) * scale, (rows[-1] - rows[0] + 1) * scale))
+    image = Image.fromarray(255 - canvas, mode="L").resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.BICUBIC)
+    return np.asarray(image), boxes
+
+
 def multipart_body(parts: list[tuple[str, str, bytes, str]]) -> tuple[bytes, str]:
     """A multipart/form-data body of (field, file name, bytes, content type) parts, and its Content-Type."""
     boundary = uuid.uuid4().hex
@@ -145,3 +162,45 @@ def start_service(timeout: float = 90) -> tuple[subprocess.Popen, str]:
             process.kill()
             pytest.fail("the service did not become ready")
         time.sleep(0.2)
+
+
+# The browser tests' Chromium and the real service they drive.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str:
+    """The Chromium the browser tests drive."""
+    path = os.environ.get("DIGITSERVE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no Chromium found: install Debian's chromium package or set DIGITSERVE_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    """The real service in its own process, as `python -m app` starts it."""
+    process, url = start_service()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium, the system's (or $DIGITSERVE_CHROMIUM), launched once per module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-from tests.conftest import start_service
 
 pytestmark = pytest.mark.browser
 
@@ -21,43 +17,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 DIGIT_PNG = Path(__file__).parent / "data" / "digit.png"
 UPLOAD_LIMIT = 5 * 1024 * 1024
 EXIF_ORIENTATION = 0x0112
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def chromium_path() -> str:
-    path = os.environ.get("DIGITSERVE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("no Chromium found: install Debian's chromium package or set DIGITSERVE_CHROMIUM")
-    return path
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    """The real service in its own process, as `python -m app` starts it."""
-    process, url = start_service()
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

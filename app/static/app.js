@@ -1,5 +1,6 @@
 // The digitserve page: draw or upload a digit, show the prediction, the probabilities and
-// the 28x28 image the model saw. Same-origin requests only; no external resources.
+// the 28x28 image the model saw; or, in number mode, a whole number with a box on each digit.
+// Same-origin requests only; no external resources.
 "use strict";
 
 const PEN_WIDTH = 20; // about MNIST's pen, relative to a digit drawn across most of the canvas
@@ -9,6 +10,23 @@ const PREDICT_DELAY_MS = 250;
 const SHRINK_OVER_BYTES = 1.5 * 1024 * 1024;
 const SHRINK_TO_SIDE = 1600;
 const JPEG_QUALITY = 0.9;
+// Number mode draws on a canvas three digits wide, at the same pen and digit height as digit mode.
+const MODES = {
+  digit: {
+    width: 280,
+    height: 280,
+    label: "Drawing area: draw one digit with a mouse, finger or pen",
+    idle: "No digit yet.",
+    failed: "No prediction.",
+  },
+  number: {
+    width: 840,
+    height: 280,
+    label: "Drawing area: draw a number, its digits side by side, with a mouse, finger or pen",
+    idle: "No number yet.",
+    failed: "No number read.",
+  },
+};
 
 const canvas = document.getElementById("canvas");
 const context = canvas.getContext("2d");
@@ -21,6 +39,11 @@ const digitOutput = document.getElementById("digit");
 const seenImage = document.getElementById("seen");
 const bars = document.getElementById("bars");
 const heatmapToggle = document.getElementById("heatmap-toggle");
+const numberOutput = document.getElementById("number");
+const canvasBoxes = document.getElementById("canvas-boxes");
+const previewBoxes = document.getElementById("preview-boxes");
+
+let mode = "digit";
 
 let drawing = false;
 let hasInk = false;
@@ -49,6 +72,13 @@ function buildBars() {
   }
 }
 
+function setPen() {
+  context.lineWidth = PEN_WIDTH;
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  context.strokeStyle = "#000";
+}
+
 function clearCanvas() {
   context.fillStyle = "#fff";
   context.fillRect(0, 0, canvas.width, canvas.height);
@@ -74,6 +104,7 @@ function startStroke(event) {
   context.stroke();
   hasInk = true;
   clearTimeout(predictTimer);
+  clearBoxes(canvasBoxes); // they would no longer match the drawing
 }
 
 function continueStroke(event) {
@@ -93,7 +124,8 @@ function endStroke() {
 
 function predictCanvas() {
   if (!hasInk) return;
-  canvas.toBlob((blob) => blob && predict({ blob, name: "drawing.png" }), "image/png");
+  const { width, height } = canvas;
+  canvas.toBlob((blob) => blob && predict({ blob, name: "drawing.png", width, height, boxLayer: canvasBoxes }), "image/png");
 }
 
 function showError(message) {
@@ -112,6 +144,9 @@ function resetAnswer(text) {
   digitOutput.textContent = "?";
   digitOutput.classList.remove("uncertain");
   seenImage.hidden = true;
+  numberOutput.textContent = "?";
+  clearBoxes(canvasBoxes);
+  clearBoxes(previewBoxes);
   for (const item of bars.children) {
     item.classList.remove("best");
     item.querySelector(".bar span").style.width = "0%";
@@ -147,6 +182,44 @@ function showAnswer(answer) {
   }
 }
 
+function showNumber(reading, sent) {
+  const percent = (value) => `${Math.round(value * 100)}%`;
+  numberOutput.textContent = reading.number;
+  const each = reading.digits.map((item) => `${item.digit} (${percent(item.confidence)})`).join(", ");
+  summary.textContent = `The model reads ${reading.number}: ${each}.`;
+  if (!sent.boxLayer || !sent.width || !sent.height) return;
+  for (const { digit, confidence, box, is_digit: isDigit } of reading.digits) {
+    const element = boxElement(`${digit} · ${percent(confidence)}`, box, sent.width, sent.height);
+    element.classList.toggle("uncertain", isDigit === false); // greyed, as digit mode greys a doubtful guess
+    sent.boxLayer.appendChild(element);
+  }
+  sent.boxLayer.dataset.boxes = String(reading.digits.length);
+}
+
+// A box is placed in percentages of the image that was sent, so it stays on its digit at any
+// displayed size; a photo shrunk before sending keeps its proportions, so the same percentages
+// place the box on the original that the preview shows.
+function boxElement(text, [x, y, width, height], imageWidth, imageHeight) {
+  const box = document.createElement("div");
+  box.className = "box";
+  box.style.left = `${(100 * x) / imageWidth}%`;
+  box.style.top = `${(100 * y) / imageHeight}%`;
+  box.style.width = `${(100 * width) / imageWidth}%`;
+  box.style.height = `${(100 * height) / imageHeight}%`;
+  const label = document.createElement("span");
+  label.className = "box-label";
+  // Above the box where there is room, else below it, else inside it, so it stays on the image.
+  if (y / imageHeight < 0.12) label.classList.add((y + height) / imageHeight <= 0.88 ? "below" : "inside");
+  label.textContent = text;
+  box.appendChild(label);
+  return box;
+}
+
+function clearBoxes(layer) {
+  layer.replaceChildren();
+  layer.dataset.boxes = "0";
+}
+
 async function showHeatmap() {
   if (!lastUpload) return;
   if (!heatmapToggle.checked) {
@@ -176,22 +249,31 @@ async function showHeatmap() {
   seenImage.alt = "Heatmap over the 28 by 28 input: brighter, warmer pixels drove the prediction more";
 }
 
-// `upload` is {blob, name}, or a promise of it while a photo is being shrunk.
+// `upload` is {blob, name, width, height, boxLayer}, or a promise of it while a photo is being
+// shrunk: the image to send, its size in pixels, and the layer over it where number mode draws boxes.
 async function predict(upload) {
   const thisRequest = ++requestNumber;
+  const readsNumber = mode === "number";
   clearError();
   summary.textContent = "Reading…";
-  const { blob, name } = await upload;
+  const sent = await upload;
+  const { blob, name } = sent;
   if (thisRequest !== requestNumber) return;
   const form = new FormData();
   form.append("file", blob, name);
   try {
-    const response = await fetch("/predict?include_image=true&accept_uncertain=true", { method: "POST", body: form });
+    const url = readsNumber ? "/read" : "/predict?include_image=true&accept_uncertain=true";
+    const response = await fetch(url, { method: "POST", body: form });
     const body = await response.json().catch(() => ({}));
-    if (thisRequest !== requestNumber) return; // a newer drawing or upload has taken over
+    if (thisRequest !== requestNumber) return; // a newer drawing, upload or mode has taken over
     if (!response.ok) {
-      resetAnswer("No prediction.");
+      resetAnswer(MODES[mode].failed);
       showError(body.detail || `The server answered ${response.status}.`);
+      return;
+    }
+    if (readsNumber) {
+      resetAnswer("");
+      showNumber(body, sent);
       return;
     }
     showAnswer(body);
@@ -199,30 +281,35 @@ async function predict(upload) {
     if (heatmapToggle.checked) showHeatmap();
   } catch (error) {
     if (thisRequest !== requestNumber) return;
-    resetAnswer("No prediction.");
+    resetAnswer(MODES[mode].failed);
     showError("The service could not be reached. Check your connection and try again.");
   }
 }
 
-// The file as it is when it is small, else a copy at most SHRINK_TO_SIDE pixels a side; the
-// file as it is too when the browser cannot decode it, so that the service gives its answer.
+// The file as it is when it is small, else a copy at most SHRINK_TO_SIDE pixels a side, each with
+// its upright size in pixels; the file as it is, of unknown size, when the browser cannot decode
+// it, so that the service gives its answer.
 async function uploadable(file) {
-  const original = { blob: file, name: file.name };
+  const undecoded = { blob: file, name: file.name };
   let bitmap;
   try {
     // "from-image" applies the EXIF orientation, so the copy, which carries no EXIF, is upright.
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch (error) {
-    return original;
+    return undecoded;
   }
+  // The service applies the EXIF orientation too, so its boxes are in these upright pixels.
+  const original = { ...undecoded, width: bitmap.width, height: bitmap.height };
   try {
     const scale = Math.min(1, SHRINK_TO_SIDE / Math.max(bitmap.width, bitmap.height));
     if (scale === 1 && file.size <= SHRINK_OVER_BYTES) return original;
-    const copy = await scaledCopy(bitmap, scale, file.type !== "image/jpeg");
+    const width = Math.max(1, Math.round(bitmap.width * scale));
+    const height = Math.max(1, Math.round(bitmap.height * scale));
+    const copy = await scaledCopy(bitmap, width, height, file.type !== "image/jpeg");
     // Re-encoding at the same size pays only when it makes the file smaller.
     if (!copy || (scale === 1 && copy.size >= file.size)) return original;
     const extension = copy.type === "image/png" ? ".png" : ".jpg";
-    return { blob: copy, name: (file.name.replace(/\.[^.]*$/, "") || "image") + extension };
+    return { blob: copy, name: (file.name.replace(/\.[^.]*$/, "") || "image") + extension, width, height };
   } catch (error) {
     return original;
   } finally {
@@ -230,10 +317,10 @@ async function uploadable(file) {
   }
 }
 
-function scaledCopy(bitmap, scale, mayBeTransparent) {
+function scaledCopy(bitmap, width, height, mayBeTransparent) {
   const copy = document.createElement("canvas");
-  copy.width = Math.max(1, Math.round(bitmap.width * scale));
-  copy.height = Math.max(1, Math.round(bitmap.height * scale));
+  copy.width = width;
+  copy.height = height;
   const copyContext = copy.getContext("2d");
   copyContext.imageSmoothingQuality = "high";
   copyContext.drawImage(bitmap, 0, 0, copy.width, copy.height);
@@ -261,16 +348,31 @@ function handleFile(file) {
     preview.hidden = true;
     preview.removeAttribute("src");
   }
-  predict(uploadable(file));
+  clearBoxes(previewBoxes);
+  predict(uploadable(file).then((sent) => ({ ...sent, boxLayer: preview.hidden ? null : previewBoxes })));
+}
+
+// Switching mode starts afresh: a canvas of the mode's size, no answer, and none still to come.
+function setMode(name) {
+  mode = name;
+  document.body.dataset.mode = name;
+  requestNumber++;
+  clearTimeout(predictTimer);
+  drawing = false;
+  canvas.width = MODES[name].width;
+  canvas.height = MODES[name].height;
+  canvas.setAttribute("aria-label", MODES[name].label);
+  setPen(); // resizing a canvas resets its drawing state
+  clearCanvas();
+  clearError();
+  resetAnswer(MODES[name].idle);
 }
 
 function setUp() {
   buildBars();
-  context.lineWidth = PEN_WIDTH;
-  context.lineCap = "round";
-  context.lineJoin = "round";
-  context.strokeStyle = "#000";
+  setPen();
   clearCanvas();
+  document.body.dataset.mode = mode;
 
   canvas.addEventListener("pointerdown", startStroke);
   canvas.addEventListener("pointermove", continueStroke);
@@ -280,9 +382,12 @@ function setUp() {
   document.getElementById("clear").addEventListener("click", () => {
     clearCanvas();
     clearError();
-    resetAnswer("No digit yet.");
+    resetAnswer(MODES[mode].idle);
     canvas.focus();
   });
+  for (const choice of document.querySelectorAll('input[name="mode"]')) {
+    choice.addEventListener("change", () => choice.checked && setMode(choice.value));
+  }
 
   heatmapToggle.addEventListener("change", showHeatmap);
   fileInput.addEventListener("change", () => handleFile(fileInput.files[0]));

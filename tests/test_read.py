@@ -1,0 +1,79 @@
+"""POST /read: a written number read digit by digit, with the same uploads, limits and errors as /predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app import predict
+from app.segmentation import MAX_DIGITS
+from tests.conftest import multipart_body, number_pixels, png_bytes
+
+NUMBER = [0, 1, 2, 3, 4]  # MNIST test digits 7, 2, 1, 0, 4
+
+
+def test_a_number_is_read_left_to_right_with_boxes(client, mnist):
+    pixels, boxes = number_pixels(mnist.x_test[NUMBER], gap=10)
+    body, content_type = multipart_body([("file", "number.png", png_bytes(pixels), "image/png")])
+    response = client.post("/read", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["number"] == "".join(str(label) for label in mnist.y_test[NUMBER])
+    assert set(answer) == {"number", "digits", "model"} and set(answer["model"]) == {"name", "version"}
+    for digit, (x, y, width, height) in zip(answer["digits"], boxes, strict=True):
+        assert set(digit) == {"digit", "confidence", "is_digit", "probabilities", "box"}
+        assert digit["is_digit"] and digit["confidence"] == pytest.approx(max(digit["probabilities"]))
+        assert sum(digit["probabilities"]) == pytest.approx(1.0)
+        found_x, found_y, found_width, found_height = digit["box"]
+        assert abs(found_x - x) <= 8 and abs(found_y - y) <= 8 and abs(found_width - width) <= 12 and abs(found_height - height) <= 12
+
+
+def test_a_raw_body_and_a_single_digit(client, mnist):
+    pixels, _ = number_pixels(mnist.x_test[[0]])
+    response = client.post("/read", content=png_bytes(pixels), headers={"content-type": "image/png"})
+    assert response.status_code == 200, response.text
+    assert response.json()["number"] == str(mnist.y_test[0]) and len(response.json()["digits"]) == 1
+
+
+def test_touching_digits_are_cut_apart(client, mnist):
+    pixels, _ = number_pixels(mnist.x_test[[1, 3]], gap=-8)  # a 2 and a 0 whose strokes touch
+    response = client.post("/read", content=png_bytes(pixels), headers={"content-type": "image/png"})
+    assert response.json()["number"] == "20"
+
+
+@pytest.mark.parametrize(
+    ("make_body", "status", "reason", "words"),
+    [
+        (lambda mnist: png_bytes(np.full((120, 360), 255, dtype=np.uint8)), 422, "blank", "No digit found"),
+        (lambda mnist: png_bytes(number_pixels(mnist.x_test[: MAX_DIGITS + 1], scale=2)[0]), 422, "too_many_digits", f"at most {MAX_DIGITS} digits"),
+        (lambda mnist: b"not an image at all", 415, None, "not a supported image"),
+        (lambda mnist: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, 400, None, "corrupt"),
+    ],
+    ids=["blank", "seventeen digits", "not an image", "corrupt png"],
+)
+def test_what_cannot_be_read_gets_a_sentence(client, mnist, make_body, status, reason, words):
+    response = client.post("/read", content=make_body(mnist), headers={"content-type": "image/png"})
+    assert response.status_code == status
+    assert words in response.json()["detail"] and response.json().get("reason") == reason
+
+
+def test_read_is_documented_and_counted(client, mnist):
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/read"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("NumberReading")
+    client.post("/read", content=png_bytes(number_pixels(mnist.x_test[:2])[0]), headers={"content-type": "image/png"})
+    assert 'route="/read",status="200"' in client.get("/metrics").text
+
+
+def test_the_command_line_reads_numbers(tmp_path, mnist, capsys, shipped_model_path):
+    image = tmp_path / "number.png"
+    image.write_bytes(png_bytes(number_pixels(mnist.x_test[NUMBER])[0]))
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(png_bytes(np.full((60, 200), 255, dtype=np.uint8)))
+    status = predict.main([str(image), str(blank), "--number", "--json", "--model", str(shipped_model_path)])
+    captured = capsys.readouterr()
+    assert status == 1
+    [answer] = [json.loads(line) for line in captured.out.splitlines()]
+    assert answer["file"] == str(image) and answer["number"] == "72104" and len(answer["digits"]) == 5
+    assert f"{blank}: error: No digit found" in captured.err
