@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real container test: Docker's engine from Debian, a local base image (no registry is
-# reachable in CI), the CPU image built through Compose, one prediction, then everything down.
+# reachable in CI), the CPU image built through Compose, a prediction and a number read, then everything down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +45,12 @@ echo "container answered: $answer"
 digit=$(printf '%s' "$answer" | python3 -c 'import json, sys; print(json.load(sys.stdin)["digit"])')
 if [ "$digit" != "7" ]; then
   echo "container test FAILED: expected 7, got $digit" >&2
+  exit 1
+fi
+number=$(curl -sS -F file=@tests/data/number.png http://127.0.0.1:8000/read | python3 -c 'import json, sys; print(json.load(sys.stdin)["number"])')
+echo "container read the number: $number"
+if [ "$number" != "2026" ]; then
+  echo "container test FAILED: expected 2026 from /read, got $number" >&2
   exit 1
 fi
 echo "container test passed"

@@ -57,7 +57,7 @@ NARROWEST_DIGIT, WIDEST_DIGIT, MIN_PIECE_INK = 0.1, 1.6, 0.05
 SEAM_SPACING, MAX_CUTS = 0.15, 12
 # A cut between touching digits strays at most this share of their height from where it starts;
 # each pixel of ink it crosses costs as much as this many of paper, each step sideways this many.
-SEAM_REACH, SEAM_INK_COST, SEAM_SIDE_COST = 0.12, 20.0, 0.5
+SEAM_REACH, SEAM_INK_COST, SEAM_SIDE_COST = 0.2, 20.0, 0.5
 # Strokes this close (pixels at the working size) are parts of one digit.
 JOIN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 # Faint ink this close to the strokes bridges their breaks.
@@ -143,6 +143,9 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
         if len(separate) > 1:
             readings.append(tuple(placed(np.isin(labels, part) & ink.strokes) for part in separate))
         pieces, last_cut = _touching_pieces(mask, box, height, placed) if box[1] - box[0] > SPLIT_ASPECT * height else ({}, 0)
+        if not _crossable(pieces, last_cut):
+            pieces, last_cut = {}, 0
+        # Ink too wide for a digit that no cuts turn into digits is a line or a smear, not writing.
         if readings or pieces:
             groups.append(InkGroup(tuple(readings), pieces, last_cut))
     if not groups:
@@ -290,6 +293,15 @@ def _touching_pieces(
         if np.count_nonzero(cut) >= least_ink:
             pieces[(first, last)] = placed(cut)
     return pieces, len(edges) - 1
+
+
+def _crossable(pieces: dict[tuple[int, int], DigitImage], last_cut: int) -> bool:
+    """Whether some path of pieces leads from cut 0 to `last_cut`."""
+    reached = {0}
+    for first, last in sorted(pieces):
+        if first in reached:
+            reached.add(last)
+    return bool(pieces) and last_cut in reached
 
 
 def _seam(ink: np.ndarray, start: int, reach: int) -> np.ndarray:

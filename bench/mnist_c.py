@@ -10,7 +10,7 @@ seeded by a `numpy.random.Generator`, so a run is repeatable.
 
 The command corrupts the first `--count` test digits with each corruption and measures accuracy
 two ways: through `POST /predict` of the real app (PNG upload, the service's preprocessing, a 422
-"no digit found" counts as wrong) and with the same arrays fed straight to the model, which is
+refusal, blank or not a digit, counts as wrong) and with the same arrays fed straight to the model, which is
 how MNIST-C results are usually quoted. It prints a table, writes JSON and a bar plot.
 """
 
@@ -316,7 +316,7 @@ def corrupt_all(images: np.ndarray, name: str, seed: int = 0) -> np.ndarray:
 
 
 def accuracy_through_predict(client: TestClient, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
-    """Accuracy of `POST /predict` on `images` sent as 28x28 PNGs, and how many it refused (422 no digit)."""
+    """Accuracy of `POST /predict` on `images` sent as 28x28 PNGs, and how many it refused (422: blank, or not a digit)."""
     correct = refused = 0
     for image, label in zip(images, labels, strict=True):
         response = client.post("/predict", files={"file": ("digit.png", to_png(mnist_pixels_to_input(image)), "image/png")})
@@ -359,7 +359,7 @@ def summarise(results: dict[str, dict]) -> dict[str, float]:
 
 def table(results: dict[str, dict], mean: dict[str, float]) -> str:
     """The results as a Markdown table, one row a corruption, then the mean over the 15."""
-    lines = ["| corruption | /predict | model alone | difference | no digit found |", "|---|---:|---:|---:|---:|"]
+    lines = ["| corruption | /predict | model alone | difference | refused |", "|---|---:|---:|---:|---:|"]
     for name, result in results.items():
         difference = 100 * (result["predict"] - result["model"])
         lines.append(f"| {name} | {result['predict']:.1%} | {result['model']:.1%} | {difference:+.1f} | {result['no_digit_found']} |")

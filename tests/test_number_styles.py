@@ -152,12 +152,17 @@ def test_scores_per_style_and_overall():
     assert scores["overall"] == {"numbers": 5, "exact": 0.4, "digits_right": 7 / 11, "one_digit": 0.5, "touching_exact": 0.0}
 
 
-def test_markdown_has_a_row_per_style_and_the_source():
-    scores = {"canvas": {"exact": 0.5, "digits_right": 0.875}, "overall": {"exact": 0.5, "digits_right": 0.875}}
+def test_markdown_has_a_column_per_style_and_the_source():
+    scores = {
+        "canvas": {"exact": 0.5, "digits_right": 0.875},
+        "touching": {"exact": 0.25, "digits_right": 0.5, "touching_exact": 0.2},
+        "overall": {"exact": 0.5, "digits_right": 0.875},
+    }
     text = numbers_markdown(scores, 30, "v7")
-    assert "| style | numbers exact | digits right |" in text
-    assert "| canvas | 50.0% | 87.5% |" in text
-    assert "| **overall** | 50.0% | 87.5% |" in text
+    assert "| | canvas | touching | **overall** |" in text
+    assert "| numbers read exactly | 50.0% | 25.0% | 50.0% |" in text
+    assert "| digits right | 87.5% | 50.0% | 87.5% |" in text
+    assert "Numbers whose strokes touch: 20.0% read exactly." in text
     assert "30 numbers per style" in text and "model v7" in text and "`training.number_styles`" in text
 
 

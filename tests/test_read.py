@@ -9,7 +9,8 @@ import pytest
 
 from app import predict
 from app.segmentation import MAX_DIGITS
-from tests.conftest import multipart_body, number_pixels, png_bytes
+from tests.conftest import TEST_DATA, multipart_body, number_pixels, png_bytes
+from training.number_styles import STYLES, render_numbers
 
 NUMBER = [0, 1, 2, 3, 4]  # MNIST test digits 7, 2, 1, 0, 4
 
@@ -59,6 +60,15 @@ def test_what_cannot_be_read_gets_a_sentence(client, mnist, make_body, status, r
     assert words in response.json()["detail"] and response.json().get("reason") == reason
 
 
+def test_ink_too_wide_for_a_digit_that_no_cut_divides_gets_an_answer(client, mnist):
+    # A 4 on ruled paper beside a long smear that no digit-wide cuts divide (the 46th "single"
+    # fixture of seed 0): the smear once had no reading at all, and the answer was a 500.
+    *_, image = render_numbers(mnist.x_test, mnist.y_test, 46, seed=0, styles={"single": STYLES["single"]})
+    response = client.post("/read", content=image.data, headers={"content-type": "image/jpeg"})
+    assert response.status_code in (200, 422), response.text
+    assert "number" in response.json() or response.json()["reason"] == "blank"
+
+
 def test_read_is_documented_and_counted(client, mnist):
     schema = client.get("/openapi.json").json()
     assert schema["paths"]["/read"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("NumberReading")
@@ -77,3 +87,16 @@ def test_the_command_line_reads_numbers(tmp_path, mnist, capsys, shipped_model_p
     [answer] = [json.loads(line) for line in captured.out.splitlines()]
     assert answer["file"] == str(image) and answer["number"] == "72104" and len(answer["digits"]) == 5
     assert f"{blank}: error: No digit found" in captured.err
+
+
+HOSTILE = sorted((TEST_DATA / "hostile").iterdir())
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=[path.name for path in HOSTILE])
+def test_hostile_uploads_get_the_answers_predict_gives(client, path):
+    files = {"file": (path.name, path.read_bytes(), "application/octet-stream")}
+    predicted, read = client.post("/predict", files=files), client.post("/read", files=files)
+    assert read.status_code < 500, read.text
+    if predicted.status_code in (400, 413, 415):
+        # Decoding and limits are shared: the same refusal, word for word.
+        assert (read.status_code, read.json()["detail"]) == (predicted.status_code, predicted.json()["detail"])

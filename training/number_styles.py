@@ -515,12 +515,17 @@ def scores_table(scores: dict[str, dict[str, float]]) -> str:
 
 
 def numbers_markdown(scores: dict[str, dict[str, float]], per_style: int, model_version: str) -> str:
-    """A Markdown table: numbers read exactly and digits right per style, then overall, and where the figures come from."""
-    lines = ["| style | numbers exact | digits right |", "|---|---:|---:|"]
-    for style, score in scores.items():
-        name = "**overall**" if style == "overall" else style.replace("_", " ")
-        lines.append(f"| {name} | {score['exact']:.1%} | {score['digits_right']:.1%} |")
-    lines += ["", _source_line(per_style, model_version)]
+    """A Markdown table with a column per style and overall: numbers read exactly and digits right, then where the figures come from."""
+    names = ["**overall**" if style == "overall" else style.replace("_", " ") for style in scores]
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(scores)]
+    for measure, label in (("exact", "numbers read exactly"), ("digits_right", "digits right")):
+        lines.append(f"| {label} | " + " | ".join(f"{score[measure]:.1%}" for score in scores.values()) + " |")
+    notes = []
+    if (touching := scores.get("touching", {}).get("touching_exact")) is not None:
+        notes.append(f"numbers whose strokes touch: {touching:.1%} read exactly")
+    if (single := scores.get("single", {}).get("one_digit")) is not None:
+        notes.append(f"single digits read as one digit: {single:.1%}")
+    lines += ["", (("; ".join(notes)).capitalize() + ". ") * bool(notes) + _source_line(per_style, model_version)]
     return "\n".join(lines) + "\n"
 
 
