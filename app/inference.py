@@ -1,4 +1,6 @@
-"""The one way from a request to the model: `Predictor.classify`, called by every route.
+"""How requests reach the model: `Predictor.classify`, called by every route that classifies
+images, and `Predictor.read_number` for `/read`, which classifies every way of reading a number's
+ink in one call of its own and counts only the digits it answers.
 
 Routes are `def` handlers, so each request runs in FastAPI's thread pool: it preprocesses its own
 inputs and makes its own model call there, and waits only for the model calls ahead of it (the
@@ -27,7 +29,7 @@ from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, nu
 # Choosing how to read a piece of ink (one digit, or touching digits cut apart), as `_best_reading` says.
 NOT_A_DIGIT_COST = 3.0
 # A part the features call no digit, shorter than this share of the tallest, is a mark and is left out.
-MARK_HEIGHT = 0.7
+UNSURE_MARK_HEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class Predictor:
         answers = {id(digit): (row.astype(np.float64) / row.sum(), verdict) for digit, row, verdict in verdicts}
         chosen = [digit for group in groups for digit in _best_reading(group, answers)]
         tallest = max(digit.box[3] for digit in chosen)
-        chosen = [digit for digit in chosen if answers[id(digit)][1] or digit.box[3] >= MARK_HEIGHT * tallest]
+        chosen = [digit for digit in chosen if answers[id(digit)][1] or digit.box[3] >= UNSURE_MARK_HEIGHT * tallest]
         if not chosen:
             raise NoDigitFound("what the image holds are small marks, not digits")
         if len(chosen) > MAX_DIGITS:

@@ -191,15 +191,18 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, steps: dict[st
     return to_mnist(decode(data, max_pixels).pixels, steps)
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, working_side: int = WORKING_SIDE) -> DecodedImage:
-    """Decode `data` to grayscale in [0, 1], at most `working_side` a side: EXIF orientation applied, alpha flattened, first frame."""
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, working_side: int = WORKING_SIDE, min_short_side: int = 0) -> DecodedImage:
+    """Decode `data` to grayscale in [0, 1]: EXIF orientation applied, alpha flattened, first frame.
+
+    Reduced to at most `working_side` a side, but never below `min_short_side` across (a long strip keeps its height).
+    """
     if not data:
         raise EmptyImage("the upload is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            return _decode_opened(image, max_pixels, working_side)
+            return _decode_opened(image, max_pixels, working_side, min_short_side)
     except PreprocessError:
         raise
     except UnidentifiedImageError:
@@ -212,7 +215,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, working_side: int 
         raise CorruptImage("the image is truncated or corrupt and cannot be decoded") from None
 
 
-def _decode_opened(image: Image.Image, max_pixels: int, working_side: int) -> DecodedImage:
+def _decode_opened(image: Image.Image, max_pixels: int, working_side: int, min_short_side: int) -> DecodedImage:
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptImage("the image has no pixels")
@@ -230,7 +233,7 @@ def _decode_opened(image: Image.Image, max_pixels: int, working_side: int) -> De
         ImageOps.exif_transpose(image, in_place=True)
         if image.size != before:
             width, height = height, width
-    return DecodedImage(pixels=_to_gray(_reduce(image, working_side)), format=image_format, width=width, height=height)
+    return DecodedImage(pixels=_to_gray(_reduce(image, working_side, min_short_side)), format=image_format, width=width, height=height)
 
 
 def _may_carry_orientation(image: Image.Image) -> bool:
@@ -239,9 +242,11 @@ def _may_carry_orientation(image: Image.Image) -> bool:
     return not ORIENTATION_SOURCES.isdisjoint(image.info) or hasattr(image, "tag_v2")
 
 
-def _reduce(image: Image.Image, working_side: int) -> Image.Image:
-    """Average blocks of a whole number of pixels so the image is at most `working_side` a side."""
+def _reduce(image: Image.Image, working_side: int, min_short_side: int = 0) -> Image.Image:
+    """Average blocks of a whole number of pixels so the image is at most `working_side` a side, and `min_short_side` across."""
     factor = -(-max(image.size) // working_side)
+    if min_short_side:
+        factor = min(factor, max(1, min(image.size) // min_short_side))
     if factor <= 1:
         return image
     if image.mode not in ("L", "LA", "RGB", "RGBA", "F", "I"):
@@ -455,7 +460,7 @@ def _correlation(first: np.ndarray, second: np.ndarray) -> float:
 
 def _enlarge_small(gray: np.ndarray) -> np.ndarray:
     """Enlarge a thumbnail by a whole factor so it has at least MIN_WORKING_SIDE pixels a side."""
-    factor = -(-MIN_WORKING_SIDE // max(gray.shape))
+    factor = prepared_scale(gray.shape)
     if factor <= 1:
         return gray
     height, width = gray.shape
@@ -836,16 +841,16 @@ def _bright_level(ink: np.ndarray) -> float:
 def _remove_printed_lines(strokes: np.ndarray, row_of_digits: bool = False) -> np.ndarray:
     """Remove ruled and grid lines, margins and box borders; keep the strokes that cross them.
 
-    In a row of digits (`row_of_digits`), upright lines cross nearly the whole height and there
-    are no boxes: several 1s would pass for a family of lines, and the sides of a 0 beside a 5's
-    bar for a box.
+    In a row of digits (`row_of_digits`), upright lines cross nearly the whole height and box
+    sides are thin for the image's height, not its width: several 1s would pass for a family of
+    lines, and the marker-thick sides of a 0 beside a 5's bar for a box.
     """
     skew = _line_skew(strokes)
     # Lines photographed at a slight angle are found upright, then turned back.
     upright = _rotate(strokes, skew) if skew else strokes
     bands = _line_band(upright), _line_band(upright.T)
     horizontal, vertical = _printed_lines(upright, bands[0]), _printed_lines(upright.T, bands[1], ROW_PLUMB_SPAN if row_of_digits else LINE_SPAN).T
-    across, down = (np.zeros_like(upright), np.zeros_like(upright)) if row_of_digits else _box_borders(upright, bands)
+    across, down = _box_borders(upright, bands, min(strokes.shape) if row_of_digits else max(strokes.shape))
     horizontal |= across
     vertical |= down
     if not horizontal.any() and not vertical.any():
@@ -992,15 +997,15 @@ def _printed_lines(strokes: np.ndarray, band: np.ndarray, span: float = LINE_SPA
     return printed[labels] & strokes
 
 
-def _box_borders(strokes: np.ndarray, bands: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The stroke pixels of printed boxes' sides (across, down): thin straight lines that meet at corners.
+def _box_borders(strokes: np.ndarray, bands: tuple[np.ndarray, np.ndarray], thin_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stroke pixels of printed boxes' sides (across, down): thin straight lines (for `thin_side`) that meet at corners.
 
     A box needs two of each, each meeting a line of the other kind near one of its ends; a pen
     stroke rarely both is that straight and thin and closes such corners.
     """
     empty = (np.zeros_like(strokes), np.zeros_like(strokes))
     height, width = strokes.shape
-    thin_limit = max(LINE_THICKNESS * max(height, width), 2.0)
+    thin_limit = max(LINE_THICKNESS * thin_side, 2.0)
     sides = []
     for mask, band in zip((strokes, strokes.T), bands, strict=True):
         labels, stats, thickness = _line_runs(mask, band, BOX_SPAN)

@@ -21,6 +21,7 @@ from scipy import ndimage, signal
 from app.preprocess import (
     CROP_MARGIN,
     DEFAULT_MAX_PIXELS,
+    EDGE_WEIGHT,
     FAINT_REACH,
     Ink,
     NoDigitFound,
@@ -35,26 +36,27 @@ MAX_DIGITS = 16
 # A number is read at up to this many pixels along its longer side: 16 digits in a row still get
 # about 30 pixels each, where one digit's 256 would leave them 16.
 NUMBER_WORKING_SIDE = 512
+# ... but never fewer than this across: a strip of digits 5000 pixels long and 60 high keeps its height.
+NUMBER_SHORT_SIDE = 64
 # Strokes belong to one digit when their columns overlap by this share of the narrower one.
 SAME_DIGIT_OVERLAP = 0.5
 # Ink smaller than this share of the largest stroke's area is a speck.
-SPECK_SHARE = 0.02
+SPECK_AREA = 0.02
 # A group of strokes shorter than this share of the line's digits is a mark (dot, comma, dash).
 MARK_HEIGHT = 0.45
 # The digits along a line are within these shares of one another's height, their middles drift
 # at most this share of it from one to the next, and gaps between them are at most this many heights.
-LINE_HEIGHTS, LINE_DRIFT, LINE_GAP = (0.4, 1.6), 0.6, 2.5
+LINE_HEIGHTS, LINE_DRIFT, DIGIT_GAP = (0.4, 1.6), 0.6, 2.5
 # The line starts from a piece at least this share of the tallest's height; none is as tall as this share of the image.
 SEED_HEIGHT, FULL_HEIGHT = 0.5, 0.8
-# Ink reaching the image's edge counts this much towards a line: frames and sheet edges do, digits rarely.
-EDGE_WEIGHT = 0.25
 # Ink wider than this share of the line's digit height may be touching digits, each about TOUCHING_WIDTH wide.
 SPLIT_ASPECT, TOUCHING_WIDTH = 1.0, 0.7
 # One digit is between these shares of the line's height wide (a 1, a wide 0); a piece cut off holds
 # at least this share of the ink.
 NARROWEST_DIGIT, WIDEST_DIGIT, MIN_PIECE_INK = 0.1, 1.6, 0.05
-# Cuts between touching digits start at least this share of the height apart, at most this many per piece of ink.
-SEAM_SPACING, MAX_CUTS = 0.15, 12
+# Cuts between touching digits start at least this share of the height apart, at most this many per
+# piece of ink and per digit it may hold: pieces to classify grow with the square of the cuts.
+SEAM_SPACING, MAX_CUTS, CUTS_PER_DIGIT = 0.15, 12, 3
 # A cut between touching digits strays at most this share of their height from where it starts;
 # each pixel of ink it crosses costs as much as this many of paper, each step sideways this many.
 SEAM_REACH, SEAM_INK_COST, SEAM_SIDE_COST = 0.2, 20.0, 0.5
@@ -101,7 +103,7 @@ class InkGroup:
 
 def number_parts(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[InkGroup]:
     """Bytes of an uploaded image -> its pieces of ink from left to right, each with its possible readings."""
-    decoded = decode(data, max_pixels, NUMBER_WORKING_SIDE)
+    decoded = decode(data, max_pixels, NUMBER_WORKING_SIDE, NUMBER_SHORT_SIDE)
     height, width = decoded.pixels.shape
     enlarged = prepared_scale(decoded.pixels.shape)
     to_upload = np.diag([decoded.width / (width * enlarged), decoded.height / (height * enlarged), 1.0])
@@ -119,19 +121,23 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
     areas = stats[1:, cv2.CC_STAT_AREA]
     if count < 2:
         raise NoDigitFound("the image is blank or has too little contrast")
-    kept = [index for index in range(1, count) if areas[index - 1] >= SPECK_SHARE * areas.max()]
+    kept = [index for index in range(1, count) if areas[index - 1] >= SPECK_AREA * areas.max()]
     line, height = _writing_line(stats, kept, ink.strokes.shape)
     digits = [group for group in _overlapping_columns(stats, line) if _height(stats, group) >= MARK_HEIGHT * height]
     if len(digits) > MAX_DIGITS:
         raise TooManyDigits(f"the image holds at least {len(digits)}")
 
-    def placed(mask: np.ndarray) -> DigitImage:
+    def placed(mask: np.ndarray) -> DigitImage | None:
+        """The piece of ink in `mask` as the model would see it; None when too faint to normalise."""
         # Normalised within a window around the digit, which holds all it reaches: several times
         # faster than over the whole image, for the same result.
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         reach = 2 + round(WINDOW_REACH * max(rows[-1] - rows[0], cols[-1] - cols[0]))
         window = (slice(max(rows[0] - reach, 0), rows[-1] + reach + 1), slice(max(cols[0] - reach, 0), cols[-1] + reach + 1))
-        digit = normalise_digit(ink.within(window), mask[window])
+        try:
+            digit = normalise_digit(ink.within(window), mask[window])
+        except NoDigitFound:
+            return None
         return DigitImage(digit, _upload_box(rows, cols, to_upload, upload_size), (cols[-1] + 1 - cols[0]) / height)
 
     groups = []
@@ -142,6 +148,8 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
         separate = _separate_digits(stats, group)
         if len(separate) > 1:
             readings.append(tuple(placed(np.isin(labels, part) & ink.strokes) for part in separate))
+        # A reading with a piece too faint to normalise is no reading.
+        readings = [reading for reading in readings if None not in reading]
         pieces, last_cut = _touching_pieces(mask, box, height, placed) if box[1] - box[0] > SPLIT_ASPECT * height else ({}, 0)
         if not _crossable(pieces, last_cut):
             pieces, last_cut = {}, 0
@@ -149,7 +157,7 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
         if readings or pieces:
             groups.append(InkGroup(tuple(readings), pieces, last_cut))
     if not groups:
-        raise NoDigitFound("the image is blank or has too little contrast")
+        raise NoDigitFound("no digit was found along a line of writing")
     return groups
 
 
@@ -195,7 +203,7 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
         level, reach = middle[seed], (left[seed], left[seed] + width[seed])
         for index in direction:
             gap = max(left[index] - reach[1], reach[0] - (left[index] + width[index]))
-            if gap > LINE_GAP * digit_height:
+            if gap > DIGIT_GAP * digit_height:
                 break
             if height[index] > LINE_HEIGHTS[1] * digit_height or abs(middle[index] - level) > LINE_DRIFT * digit_height:
                 continue
@@ -256,7 +264,7 @@ def _height(stats: np.ndarray, group: list[int]) -> int:
 
 
 def _touching_pieces(
-    mask: np.ndarray, box: tuple[int, int, int, int], height: int, placed: Callable[[np.ndarray], DigitImage]
+    mask: np.ndarray, box: tuple[int, int, int, int], height: int, placed: Callable[[np.ndarray], DigitImage | None]
 ) -> tuple[dict[tuple[int, int], DigitImage], int]:
     """The ink in `mask` (within `box`) cut where touching digits of about `height` may meet: the pieces between
     any two cuts that are a digit wide, keyed by (first cut, last cut), and the number of the last cut (the right edge).
@@ -272,7 +280,7 @@ def _touching_pieces(
     expected = max(2, round(width / (TOUCHING_WIDTH * height)))
     starts: list[int] = []
     for column in [*dips[np.argsort(profile[dips], kind="stable")], *(round(width * share / expected) for share in range(1, expected))]:
-        if len(starts) >= MAX_CUTS:
+        if len(starts) >= min(MAX_CUTS, CUTS_PER_DIGIT * expected):
             break
         if min(column, width - column) >= NARROWEST_DIGIT * height and all(abs(int(column) - other) > SEAM_SPACING * height for other in starts):
             starts.append(int(column))
@@ -290,8 +298,8 @@ def _touching_pieces(
         inside = (columns > edges[first][:, np.newaxis]) & (columns <= edges[last][:, np.newaxis])
         cut = np.zeros_like(mask)
         cut[top:bottom, left:right] = ink & inside
-        if np.count_nonzero(cut) >= least_ink:
-            pieces[(first, last)] = placed(cut)
+        if np.count_nonzero(cut) >= least_ink and (piece := placed(cut)) is not None:
+            pieces[(first, last)] = piece
     return pieces, len(edges) - 1
 
 

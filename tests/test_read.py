@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -100,3 +101,24 @@ def test_hostile_uploads_get_the_answers_predict_gives(client, path):
     if predicted.status_code in (400, 413, 415):
         # Decoding and limits are shared: the same refusal, word for word.
         assert (read.status_code, read.json()["detail"]) == (predicted.status_code, predicted.json()["detail"])
+
+
+def test_a_long_thin_strip_keeps_its_digits_legible(client, mnist):
+    pixels, _ = number_pixels(mnist.x_test[NUMBER], gap=10, scale=2)
+    strip = np.full((pixels.shape[0], 3000), 255, dtype=np.uint8)
+    strip[:, 1000 : 1000 + pixels.shape[1]] = pixels
+    response = client.post("/read", content=png_bytes(strip), headers={"content-type": "image/png"})
+    assert response.status_code == 200, response.text
+    assert response.json()["number"] == "72104"
+
+
+def test_a_decimal_point_and_a_dash_are_left_out(client, mnist):
+    pixels, boxes = number_pixels(mnist.x_test[[0, 1]], gap=30)
+    marked = pixels.copy()
+    between = (boxes[0][0] + boxes[0][2] + boxes[1][0]) // 2
+    baseline = boxes[0][1] + boxes[0][3]
+    cv2.circle(marked, (between, baseline - 6), 7, 0, -1)  # a decimal point on the line
+    cv2.line(marked, (boxes[1][0] + boxes[1][2] + 30, baseline - 40), (boxes[1][0] + boxes[1][2] + 70, baseline - 40), 0, 8)  # a dash after
+    response = client.post("/read", content=png_bytes(marked), headers={"content-type": "image/png"})
+    assert response.json()["number"] == "72"
+    assert [digit["box"][0] for digit in response.json()["digits"]] == pytest.approx([box[0] for box in boxes], abs=8)
