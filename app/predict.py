@@ -46,6 +46,15 @@ def describe(path: Path, probabilities: np.ndarray) -> dict:
     }
 
 
+def file_bytes(path: Path) -> bytes | None:
+    """The file's bytes, or None after saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
+        return None
+
+
 def write_steps(path: Path, steps: dict[str, np.ndarray], caption: str) -> None:
     """Write the stages' picture beside the image and say where."""
     from app.steps import steps_image
@@ -71,12 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for path in args.images:
         steps = {} if args.steps else None
-        try:
-            digit = preprocess(path.read_bytes(), settings.max_pixels, steps)
-        except OSError as error:
+        if (data := file_bytes(path)) is None:
             failures += 1
-            print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
             continue
+        try:
+            digit = preprocess(data, settings.max_pixels, steps)
         except PreprocessError as error:
             failures += 1
             sentence = error_answer(error)[1]
@@ -101,12 +109,11 @@ def read_numbers(paths: list[Path], predictor: Predictor, as_json: bool) -> int:
     """Print the number read in each file, digit by digit with its confidence; 1 if any file failed."""
     failures = 0
     for path in paths:
-        try:
-            reading = predictor.read_number(path.read_bytes())
-        except OSError as error:
+        if (data := file_bytes(path)) is None:
             failures += 1
-            print(f"{path}: error: cannot read the file ({error.strerror or error})", file=sys.stderr)
             continue
+        try:
+            reading = predictor.read_number(data)
         except PreprocessError as error:
             failures += 1
             print(f"{path}: error: {error_answer(error)[1]}", file=sys.stderr)

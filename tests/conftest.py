@@ -204,3 +204,28 @@ def browser():
         launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def open_page(browser, url: str, viewport: dict):
+    """A page on `url` in a fresh browser context, recording console errors and every request it makes."""
+    page = browser.new_context(viewport=viewport, device_scale_factor=1).new_page()
+    page.console_errors = []
+    page.requests = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(url + "/")
+    return page
+
+
+def draw(page, strokes, canvas_width: int = 280):
+    """Draw polylines given in canvas coordinates (0-`canvas_width` across) on the page's canvas with the mouse."""
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / canvas_width
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
+        page.mouse.up()

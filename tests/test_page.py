@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import draw, open_page
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,35 +24,15 @@ EXIF_ORIENTATION = 0x0112
 @pytest.fixture
 def page(browser, server_url):
     """A fresh page that records console errors and every request it makes."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.console_errors = []
-    page.requests = []
-    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-    page.on("request", lambda request: page.requests.append(request.url))
-    page.goto(server_url + "/")
+    page = open_page(browser, server_url, {"width": 1280, "height": 900})
     yield page
-    context.close()
+    page.context.close()
 
 
 def expect_digit(page, digit: int):
     from playwright.sync_api import expect
 
     expect(page.locator("#digit")).to_have_text(str(digit), timeout=15000)
-
-
-def draw(page, strokes):
-    """Draw polylines given in canvas coordinates (0-280) with the mouse."""
-    box = page.locator("#canvas").bounding_box()
-    scale = box["width"] / 280
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
-        page.mouse.up()
 
 
 def test_upload_a_digit_shows_the_answer_and_ten_bars(page, server_url):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, encode, number_pixels
+from tests.conftest import ROOT, draw, encode, number_pixels, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -24,18 +24,6 @@ ONE_SEVEN_ZERO = [
 ]
 DRAWN_CENTRES = (160, 420, 700)
 BOX_LABEL = re.compile(r"^\d · \d{1,3}%$")
-
-
-def open_page(browser, url: str, viewport: dict):
-    """A page on `url` in a fresh context, recording console errors and every request it makes."""
-    page = browser.new_context(viewport=viewport, device_scale_factor=1).new_page()
-    page.console_errors = []
-    page.requests = []
-    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-    page.on("request", lambda request: page.requests.append(request.url))
-    page.goto(url + "/")
-    return page
 
 
 @pytest.fixture
@@ -58,19 +46,6 @@ def switch_mode(page, name: str):
 
     page.get_by_role("radio", name=name).check()
     expect(page.locator("#canvas")).to_have_attribute("width", "840" if name == "Number" else "280")
-
-
-def draw(page, strokes, canvas_width: int):
-    """Draw polylines given in canvas coordinates (0-`canvas_width` across) with the mouse."""
-    box = page.locator("#canvas").bounding_box()
-    scale = box["width"] / canvas_width
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
-        page.mouse.up()
 
 
 def expect_number(page, number: str):

@@ -49,6 +49,7 @@ from training.scenes import (
     _png,
     _quad,
     _shadow,
+    _sheet_size,
     _smooth_noise,
     _visible_spot,
     _white_paper,
@@ -220,10 +221,7 @@ def canvas(digits: list[np.ndarray], rng: np.random.Generator) -> tuple[bytes, b
 def paper_photo(digits: list[np.ndarray], rng: np.random.Generator) -> tuple[bytes, bool]:
     """A number written on a sheet on a desk, photographed at an angle: perspective, a soft shadow, phone noise, JPEG."""
     shape = _photo_size(rng)
-    area = rng.uniform(0.35, 0.85) * shape[0] * shape[1]
-    aspect = 1.414 if rng.random() < 0.6 else 1 / 1.414
-    sheet_height = int(np.sqrt(area * aspect))
-    sheet_width = int(area / sheet_height)
+    sheet_height, sheet_width = _sheet_size(shape, rng)
     sheet = _paper((sheet_height, sheet_width), _white_paper(rng), rng)
     room = 0.6 * min(shape[1], sheet_width)
     height = min(rng.uniform(0.08, 0.22) * min(shape), room / len(digits))

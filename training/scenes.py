@@ -291,13 +291,18 @@ def _pick(colours, rng: np.random.Generator):
     return colours[int(rng.integers(len(colours)))]
 
 
-def paper_on_desk(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A sheet on a desk, photographed at an angle: a tilted quadrilateral, a soft shadow, phone noise, JPEG."""
-    shape = _photo_size(rng)
+def _sheet_size(shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+    """(height, width) of an A-series sheet, upright or sideways, filling 35-85% of a photo of `shape`."""
     area = rng.uniform(0.35, 0.85) * shape[0] * shape[1]
     aspect = 1.414 if rng.random() < 0.6 else 1 / 1.414
     sheet_height = int(np.sqrt(area * aspect))
-    sheet_width = int(area / sheet_height)
+    return sheet_height, int(area / sheet_height)
+
+
+def paper_on_desk(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A sheet on a desk, photographed at an angle: a tilted quadrilateral, a soft shadow, phone noise, JPEG."""
+    shape = _photo_size(rng)
+    sheet_height, sheet_width = _sheet_size(shape, rng)
     sheet = _paper((sheet_height, sheet_width), _white_paper(rng), rng)
     height = rng.uniform(0.1, 0.3) * shape[0]
     centre = np.array([shape[1], shape[0]]) * rng.uniform(0.4, 0.6, 2)
