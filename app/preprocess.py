@@ -331,8 +331,8 @@ class Ink:
         return Ink(self.residual[window], self.noise, self.peak, self.candidates[window], self.strokes[window], shift @ self.to_surface)
 
     def faint(self) -> np.ndarray:
-        """Ink above the faint level, without the printed lines: where broken or unevenly pressed strokes continue."""
-        return (self.residual >= max(FAINT_LEVEL * self.peak, STROKE_NOISE * self.noise, 0.5 * MIN_CONTRAST)) & ~(self.candidates & ~self.strokes)
+        """Ink above the faint level: where broken or unevenly pressed strokes continue."""
+        return self.residual >= max(FAINT_LEVEL * self.peak, STROKE_NOISE * self.noise, 0.5 * MIN_CONTRAST)
 
 
 def on_writing_surface(
@@ -391,7 +391,7 @@ def _find_ink(surface: np.ndarray, to_surface: np.ndarray, small: bool, record: 
 def normalise_digit(ink: Ink, chosen: np.ndarray, record: Callable[[str, np.ndarray], None] | None = None) -> np.ndarray:
     """The digit whose strokes are `chosen` (a mask over the ink), by MNIST's recipe: (28, 28) float32."""
     record = record or _ignore_step
-    chosen = _grow_into_faint_ink(chosen, ink.residual >= max(FAINT_LEVEL * ink.peak, STROKE_NOISE * ink.noise, 0.5 * MIN_CONTRAST), ink.candidates)
+    chosen = _grow_into_faint_ink(chosen, ink.faint(), ink.candidates)
     strength = _ink_strength(ink.residual, chosen, ink.noise)
     # Within the digit's box, faint ink between its strokes stays (a blurred join, anti-aliased
     # edges); the marks left out and the lines removed go, with a pixel around them.

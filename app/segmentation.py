@@ -169,7 +169,9 @@ def _joined_strokes(ink: Ink) -> np.ndarray:
     further, it runs along the faint edges of printed lines and from one digit to the next.
     """
     near = cv2.dilate(ink.strokes.view(np.uint8), BRIDGE_KERNEL).view(bool)
-    return cv2.dilate((ink.strokes | (ink.faint() & near)).view(np.uint8), JOIN_KERNEL)
+    # The printed lines removed stay out.
+    faint = ink.faint() & ~(ink.candidates & ~ink.strokes)
+    return cv2.dilate((ink.strokes | (faint & near)).view(np.uint8), JOIN_KERNEL)
 
 
 def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) -> tuple[list[int], int]:
@@ -286,7 +288,7 @@ def _touching_pieces(
             starts.append(int(column))
     reach = max(1, round(SEAM_REACH * height))
     # Seams started near each other often settle on the same path: keep one of each.
-    seams = sorted({_seam(ink, start, reach).tobytes(): _seam(ink, start, reach) for start in starts}.values(), key=np.mean)
+    seams = sorted({seam.tobytes(): seam for seam in (_seam(ink, start, reach) for start in starts)}.values(), key=np.mean)
     edges = [np.full(bottom - top, -1), *seams, np.full(bottom - top, width - 1)]
     middles = [float(np.mean(edge)) for edge in edges]
     columns = np.arange(width)[np.newaxis, :]
