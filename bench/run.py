@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import preprocess_bench  # noqa: E402
 from bench.images import IMAGES, png_280  # noqa: E402
+from bench.load_test import free_port  # noqa: E402
 from training.data import DataError, resolve_source  # noqa: E402
 from training.machine import machine_description  # noqa: E402
 from training.markdown import replace_section  # noqa: E402
@@ -81,12 +81,6 @@ def servers(python: str) -> list[Server]:
         Server("digitserve, 1 worker", [python, "-m", "app"], {"DIGITSERVE_WORKERS": "1"}, ("280x280 PNG",), (1, 32), True),
         Server("digitserve, keras backend", [python, "-m", "app"], {"DIGITSERVE_BACKEND": "keras"}, ("280x280 PNG",), (32,), True),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def multipart(data: bytes, content_type: str, filename: str = "digit", field_name: str = "file") -> tuple[bytes, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from PIL import Image
 from app.__main__ import listening_socket, server_options
 from app.config import SHIPPED_MODEL, Settings
 from app.main import create_app
+from bench.load_test import free_port
 from training.data import load_mnist, resolve_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,13 +135,6 @@ def multipart_body(parts: list[tuple[str, str, bytes, str]]) -> tuple[bytes, str
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
         body += head.encode() + data + b"\r\n"
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_service(timeout: float = 90) -> tuple[subprocess.Popen, str]:
