@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -264,3 +266,30 @@ def test_thin_and_odd_shapes_give_a_digit_or_a_refusal(height, width, content):
     except pp.PreprocessError:
         return
     assert digit.shape == (28, 28) and np.isfinite(digit).all() and 0.0 <= digit.min() <= digit.max() <= 1.0
+
+
+def zigzag_across(pixels: np.ndarray, row: int, width: int = 3, tooth: int = 8) -> np.ndarray:
+    """`pixels` with a thin black zigzag drawn from the left edge to the right one around `row`."""
+    drawn = pixels.copy()
+    corners = [(x, row + (tooth if step % 2 else -tooth)) for step, x in enumerate(range(4, pixels.shape[1] - 4, tooth))]
+    for start, end in itertools.pairwise(corners):
+        cv2.line(drawn, start, end, 0, width, cv2.LINE_AA)
+    return drawn
+
+
+def test_a_thin_line_drawn_across_the_digit_is_not_part_of_it():
+    """A zigzag scratched through a 1 from edge to edge would widen the crop to a square and shrink the 1 to a dot."""
+    one = np.asarray(bar_image(), dtype=np.uint8)
+    digit = pp.preprocess(png_bytes(zigzag_across(one, row=100)))
+    assert_mnist_like(digit)
+    assert np.count_nonzero((digit > 0.3).any(axis=0)) <= 8, "only the 1 is left, not the line across it"
+
+
+def test_a_thin_stroke_on_one_side_of_the_digit_stays():
+    """A 6's thin ascender leaves its thick loop on one side only: it is the digit's, and keeps its height."""
+    six = np.full((200, 200), 255, np.uint8)
+    cv2.circle(six, (100, 140), 35, 0, 18)
+    cv2.line(six, (68, 130), (110, 20), 0, 6, cv2.LINE_AA)
+    digit = pp.preprocess(png_bytes(six))
+    columns = np.flatnonzero((digit > 0.3).any(axis=0))
+    assert columns.size <= 15, "the ascender is kept, so the 6 is taller than wide, not a round 0"
