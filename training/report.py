@@ -29,7 +29,7 @@ PREPROCESSING = {
     "polarity": "white (1.0) digit on black (0.0) background",
     "recipe": "app/preprocess.py: EXIF orientation, alpha flattened, grayscale, impulse noise filtered, the sheet or note "
     "found and flattened, ink separated from paper and light whatever its polarity, printed lines and boxes removed, "
-    "the digit's strokes chosen among marks, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
+    "the digit's strokes chosen among marks, thin lines drawn across it dropped, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
     "(anti-aliased, strokes thinned without breaking), placed in 28x28 with its centre of mass at the centre",
 }
 
