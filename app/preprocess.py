@@ -120,6 +120,12 @@ BOX_MARGIN, SPECK_SHARE = 0.05, 0.01
 # A component touching the image's edge counts this much when choosing the digit: frames,
 # desk edges and scanner bars touch the edge, digits rarely do.
 EDGE_WEIGHT = 0.25
+# A component beside the digit is another digit of a written number when it is at least this share of the
+# digit's height (and the digit at least this share of its), shares this share of the shorter one's rows,
+# stands at most this many heights away and holds at least this share of the digit's ink...
+DIGIT_BESIDE_HEIGHT, DIGIT_BESIDE_ROWS, DIGIT_BESIDE_GAP, DIGIT_BESIDE_INK = 0.6, 0.6, 1.0, 0.1
+# ... and its ink per row is at least this share of the digit's stroke width (a 1 drawn by the same pen is).
+DIGIT_BESIDE_PEN = 0.6
 # The digit's box reaches at most this share of its size beyond its strokes, to take in their grey edges.
 CROP_MARGIN = 0.05
 # The digit is at least this share of the image's longer side.
@@ -859,6 +865,9 @@ def _remove_printed_lines(strokes: np.ndarray, row_of_digits: bool = False) -> n
     across, down = _box_borders(upright, bands, min(strokes.shape) if row_of_digits else max(strokes.shape))
     horizontal |= across
     vertical |= down
+    if not row_of_digits:
+        vertical |= _cell_sides(upright.T, bands[1], horizontal.T).T
+        horizontal |= _cell_sides(upright, bands[0], vertical)
     if not horizontal.any() and not vertical.any():
         return strokes
     if skew:
@@ -1042,6 +1051,33 @@ def _box_borders(strokes: np.ndarray, bands: tuple[np.ndarray, np.ndarray], thin
     return (np.isin(across_labels, 1 + np.flatnonzero(across_keep)) & strokes, (np.isin(down_labels, 1 + np.flatnonzero(down_keep)) & strokes.T).T)
 
 
+def _cell_sides(strokes: np.ndarray, band: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The stroke pixels of a form's cell sides: thin horizontal runs from one removed perpendicular line (`lines`) to another.
+
+    A row of cells between two ruled lines has sides that end on those lines but never meet
+    each other, so `_box_borders` finds no corners; the sides are printed like the lines, and
+    a pen stroke from line to line (a 1 filling its cell) is thicker.
+    """
+    if not lines.any():
+        return np.zeros_like(strokes)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(lines.view(np.uint8), connectivity=8)
+    # A removed line's thickness: its pixels over its length across.
+    lengths = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    printed = max(float(np.median(stats[1:, cv2.CC_STAT_AREA] / np.maximum(lengths, 1))), 1.0)
+    labels, runs, thickness = _line_runs(strokes, band, BOX_SPAN)
+    if thickness.size == 0:
+        return np.zeros_like(strokes)
+    near = cv2.dilate(lines.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BOX_JOIN + 1, 2 * BOX_JOIN + 1))) > 0
+    sides = np.zeros(len(runs) + 1, dtype=bool)
+    for index, (left, top, width, height, _) in enumerate(runs):
+        rows = slice(top, top + height)
+        ends = near[rows, left : left + BOX_JOIN + 1], near[rows, max(left + width - BOX_JOIN - 1, 0) : left + width]
+        sides[index + 1] = thickness[index] <= BOX_FAMILY_THICKNESS * printed and all(end.any() for end in ends)
+    if np.count_nonzero(sides) < 2:
+        return np.zeros_like(strokes)
+    return sides[labels] & strokes
+
+
 def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray) -> np.ndarray:
     """Which horizontal runs end (within BOX_JOIN pixels) on a perpendicular line."""
     meets = np.zeros(len(stats), dtype=bool)
@@ -1054,7 +1090,10 @@ def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray
 
 
 def _choose_digit(strokes: np.ndarray) -> np.ndarray:
-    """The digit's strokes: the dominant component and the parts that belong with it."""
+    """The digit's strokes: the dominant component and the parts that belong with it, with any digits written beside it.
+
+    A number is kept whole, so that the model's features and the answer can tell it is not one digit.
+    """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     if count < 2:
         raise NoDigitFound("the image is blank or has too little contrast")
@@ -1083,9 +1122,45 @@ def _choose_digit(strokes: np.ndarray) -> np.ndarray:
         chosen = grown
     if size < MIN_DIGIT_SHARE * max(height, width):
         raise NoDigitFound("the image is blank or has too little contrast")
+    chosen |= _digits_beside(chosen, labels, stats[1:], on_edge)
     keep = np.zeros(count, dtype=bool)
     keep[1:] = chosen
     return keep[labels]
+
+
+def _digits_beside(chosen: np.ndarray, labels: np.ndarray, stats: np.ndarray, on_edge: np.ndarray) -> np.ndarray:
+    """Components standing beside the chosen digit on its line, as tall as a digit and drawn by the same pen: the rest of a written number.
+
+    `stats` are the components' (left, top, width, height, area), `labels` their label image.
+    A printed line left standing (a form cell's side) is as tall, but thinner than the pen.
+    """
+    left, top, width, height, areas = stats.T
+    right, bottom = left + width, top + height
+    beside = np.zeros_like(chosen)
+    pen = None
+    while True:
+        group = chosen | beside
+        box_left, box_top, box_right, box_bottom = left[group].min(), top[group].min(), right[group].max(), bottom[group].max()
+        box_height = box_bottom - box_top
+        shared_rows = np.minimum(bottom, box_bottom) - np.maximum(top, box_top)
+        gap = np.maximum(box_left - right, left - box_right)
+        found = (
+            ~group
+            & ~on_edge
+            & (height >= DIGIT_BESIDE_HEIGHT * box_height)
+            & (height <= box_height / DIGIT_BESIDE_HEIGHT)
+            & (shared_rows >= DIGIT_BESIDE_ROWS * np.minimum(height, box_height))
+            & (gap >= 0)
+            & (gap <= DIGIT_BESIDE_GAP * box_height)
+            & (areas >= DIGIT_BESIDE_INK * areas[chosen].sum())
+        )
+        if found.any():
+            # Only now measured: most pictures have nothing beside the digit.
+            pen = pen or _stroke_width(np.isin(labels, 1 + np.flatnonzero(chosen)))
+            found &= areas / np.maximum(height, 1) >= DIGIT_BESIDE_PEN * pen
+        if not found.any():
+            return beside
+        beside |= found
 
 
 def _without_crossing_hairlines(chosen: np.ndarray) -> np.ndarray:

@@ -250,6 +250,52 @@ def test_boxes_side_by_side_are_removed_around_the_digit():
     assert np.flatnonzero((digit > 0.3).any(axis=0)).size <= 4, "only the 1 is left, not its box"
 
 
+def seven(pixels: np.ndarray, left: int, top: int, height: int = 100, pen: int = 10) -> np.ndarray:
+    """`pixels` with a 7 drawn in black, `height` tall, its top-left corner at (left, top)."""
+    drawn = pixels.copy()
+    cv2.line(drawn, (left, top), (left + 60, top), 0, pen, cv2.LINE_AA)
+    cv2.line(drawn, (left + 60, top), (left + 20, top + height), 0, pen, cv2.LINE_AA)
+    return drawn
+
+
+def row_of_cells(digit_in_middle) -> np.ndarray:
+    """A form's row of cells between two ruled lines that run off both sides; the sides end on the lines and meet no corner."""
+    pixels = np.full((240, 360), 235, dtype=np.uint8)
+    pixels[58:61] = pixels[180:183] = 40
+    for side in (40, 140, 240, 340):
+        pixels[58:183, side : side + 3] = 40
+    return digit_in_middle(pixels)
+
+
+def test_the_sides_of_a_row_of_cells_are_removed_around_the_digit():
+    """Cell sides from one ruled line to the other are printed lines, though they close no box's corner."""
+    in_cells = pp.preprocess(png_bytes(row_of_cells(lambda pixels: seven(pixels, 160, 75))))
+    alone = pp.preprocess(png_bytes(seven(np.full((240, 360), 235, dtype=np.uint8), 160, 75)))
+    assert pp.side_by_side_parts(in_cells) == 1
+    assert similarity(in_cells, alone) > 0.9
+
+
+def test_a_one_filling_its_cell_from_line_to_line_is_kept():
+    """A pen stroke from the top line to the bottom one is thicker than the printed sides: the digit, not a side."""
+
+    def one(pixels: np.ndarray) -> np.ndarray:
+        pixels[61:180, 186:196] = 20
+        return pixels
+
+    digit = pp.preprocess(png_bytes(row_of_cells(one)))
+    assert_mnist_like(digit)
+    columns, rows = np.flatnonzero((digit > 0.3).any(axis=0)), np.flatnonzero((digit > 0.3).any(axis=1))
+    assert columns.size <= 8 and rows.size >= 18, "a tall, narrow 1"
+
+
+def test_a_digit_beside_the_chosen_one_stays_with_it():
+    """17 written side by side: the image the model sees holds both digits, so the answer can say it holds several."""
+    pixels = np.full((200, 300), 255, dtype=np.uint8)
+    pixels[50:150, 80:92] = 0
+    digit = pp.preprocess(png_bytes(seven(pixels, 130, 50)))
+    assert pp.side_by_side_parts(digit) == 2
+
+
 @pytest.mark.parametrize("height, width", [(1, 500), (500, 1), (2, 700), (700, 2), (3, 256), (7, 1000), (1000, 7), (9, 300), (33, 33)])
 @pytest.mark.parametrize("content", ["blank", "noise", "line across", "line down"])
 def test_thin_and_odd_shapes_give_a_digit_or_a_refusal(height, width, content):

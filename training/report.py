@@ -28,8 +28,9 @@ PREPROCESSING = {
     "input": "float32 array of shape (N, 28, 28), values in [0, 1]",
     "polarity": "white (1.0) digit on black (0.0) background",
     "recipe": "app/preprocess.py: EXIF orientation, alpha flattened, grayscale, impulse noise filtered, the sheet or note "
-    "found and flattened, ink separated from paper and light whatever its polarity, printed lines and boxes removed, "
-    "the digit's strokes chosen among marks, thin lines drawn across it dropped, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
+    "found and flattened, ink separated from paper and light whatever its polarity, printed lines, boxes and form cells' sides removed, "
+    "the digit's strokes chosen among marks (with digits written beside it, so a number stays whole), "
+    "thin lines drawn across it dropped, cropped to the ink, fitted to a 20x20 box keeping the aspect ratio "
     "(anti-aliased, strokes thinned without breaking), placed in 28x28 with its centre of mass at the centre",
 }
 
