@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, OnlyNoise, PreprocessError, UnsupportedImage
+from app.preprocess import CorruptImage, EmptyImage, ImageTooLarge, NoDigitFound, OnlyNoise, PreprocessError, SeveralDigitsFound, UnsupportedImage
 from app.segmentation import MAX_DIGITS, TooManyDigits
 
 logger = logging.getLogger("digitserve")
@@ -88,8 +88,19 @@ STATUS: dict[type[Exception], int] = {
     ImageTooLarge: 413,
     NoDigitFound: 422,
     OnlyNoise: 422,
+    SeveralDigitsFound: 422,
     TooManyDigits: 422,
 }
+NOT_A_DIGIT_SENTENCE = (
+    "This doesn't look like a digit: draw or photograph one digit 0-9, large and alone in the picture "
+    "(add ?accept_uncertain=true to get the best guess anyway)."
+)
+SEVERAL_DIGITS_SENTENCE = (
+    "This looks like several digits: send it to /read to read the whole number, or send one digit per image "
+    "(add ?accept_uncertain=true to get the best guess anyway)."
+)
+
+
 # Preprocessing's messages say what is wrong with the image; the answer adds what to do about it.
 PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
     EmptyImage: "The uploaded file is empty: send a PNG, JPEG, GIF, BMP, WebP or TIFF image of a digit.",
@@ -98,23 +109,17 @@ PREPROCESS_SENTENCES: dict[type[PreprocessError], str] = {
     ImageTooLarge: "The image has too many pixels ({reason}): scale it down and retry.",
     NoDigitFound: "No digit found in the image ({reason}): draw or photograph a digit in dark or bright ink.",
     TooManyDigits: f"Too many digits to read ({{reason}}): crop the picture to one number of at most {MAX_DIGITS} digits.",
+    SeveralDigitsFound: SEVERAL_DIGITS_SENTENCE,
 }
 # What a refused upload was seen to hold, for clients that act on it (the page words it for people).
 REASONS: dict[type[Exception], str] = {
     OnlyNoise: "not_a_digit",
     NoDigitFound: "blank",
+    SeveralDigitsFound: "several_digits",
     SeveralDigits: "several_digits",
     NotADigit: "not_a_digit",
     TooManyDigits: "too_many_digits",
 }
-NOT_A_DIGIT_SENTENCE = (
-    "This doesn't look like a digit: draw or photograph one digit 0-9, large and alone in the picture "
-    "(add ?accept_uncertain=true to get the best guess anyway)."
-)
-SEVERAL_DIGITS_SENTENCE = (
-    "This looks like several digits: send one digit per image, or crop the picture to one digit "
-    "(add ?accept_uncertain=true to get the best guess anyway)."
-)
 
 
 def error_answer(error: RequestError | PreprocessError) -> tuple[int, str]:

@@ -22,7 +22,7 @@ from app.classifier import Classifier, ModelLoadError
 from app.errors import NOT_A_DIGIT_SENTENCE, SEVERAL_DIGITS_SENTENCE, ExplanationsUnavailable, NotADigit, SeveralDigits, error_reason
 from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
-from app.preprocess import NoDigitFound, PreprocessError, preprocess, side_by_side_parts, to_png
+from app.preprocess import NoDigitFound, PreprocessError, SeveralDigitsFound, preprocess, side_by_side_parts, to_png
 from app.schemas import Explanation, ModelInfo, NumberReading, Prediction, ReadDigit
 from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, number_parts
 
@@ -41,10 +41,12 @@ class Reading:
     probabilities: np.ndarray | None = None
     error: PreprocessError | None = None
     is_digit: bool = True
+    # Preprocessing found digits written beside the one it chose: `image` shows them all.
+    several_digits: bool = False
 
     def refusal(self) -> NotADigit:
         """Why this input is not read as a digit: several digits side by side, or something else."""
-        if side_by_side_parts(self.image) > 1:
+        if self.several_digits or side_by_side_parts(self.image) > 1:
             return SeveralDigits(SEVERAL_DIGITS_SENTENCE)
         return NotADigit(NOT_A_DIGIT_SENTENCE)
 
@@ -94,14 +96,18 @@ class Predictor:
         """
         model = ModelInfo.model_construct(name=self.classifier.name, version=self.classifier.version)
         outcomes = [item if isinstance(item, np.ndarray) else self._preprocess(item) for item in inputs]
-        images = [outcome for outcome in outcomes if isinstance(outcome, np.ndarray)]
+        # Digits side by side are classified too: with accept_uncertain, the answer is the best guess.
+        images = [outcome.digit if isinstance(outcome, SeveralDigitsFound) else outcome for outcome in outcomes if not _unreadable(outcome)]
         probabilities, is_digit = self.classifier.read(np.stack(images)) if images else (np.empty((0, 10), np.float32), np.empty(0, bool))
         self.metrics.count_predictions(probabilities.argmax(axis=1))
         rows = iter(zip(probabilities, is_digit.tolist(), strict=True))
         readings = []
         for outcome in outcomes:
-            if isinstance(outcome, PreprocessError):
+            if _unreadable(outcome):
                 readings.append(Reading(model, error=outcome))
+            elif isinstance(outcome, SeveralDigitsFound):
+                row, _ = next(rows)
+                readings.append(Reading(model, outcome.digit, row, is_digit=False, several_digits=True))
             else:
                 row, digit = next(rows)
                 readings.append(Reading(model, outcome, row, is_digit=digit))
@@ -154,6 +160,11 @@ class Predictor:
                 return preprocess(data, self.max_pixels)
         except PreprocessError as error:
             return error
+
+
+def _unreadable(outcome: np.ndarray | PreprocessError) -> bool:
+    """Whether preprocessing gave no image to classify."""
+    return isinstance(outcome, PreprocessError) and not isinstance(outcome, SeveralDigitsFound)
 
 
 def _best_reading(group: InkGroup, answers: dict[int, tuple[np.ndarray, bool]]) -> tuple[DigitImage, ...]:

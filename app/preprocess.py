@@ -123,7 +123,7 @@ EDGE_WEIGHT = 0.25
 # A component beside the digit is another digit of a written number when it is at least this share of the
 # digit's height (and the digit at least this share of its), shares this share of the shorter one's rows,
 # stands at most this many heights away and holds at least this share of the digit's ink...
-DIGIT_BESIDE_HEIGHT, DIGIT_BESIDE_ROWS, DIGIT_BESIDE_GAP, DIGIT_BESIDE_INK = 0.6, 0.6, 1.0, 0.1
+DIGIT_BESIDE_HEIGHT, DIGIT_BESIDE_ROWS, DIGIT_BESIDE_GAP, DIGIT_BESIDE_INK = 0.6, 0.6, 1.5, 0.1
 # ... and its ink per row is at least this share of the digit's stroke width (a 1 drawn by the same pen is).
 DIGIT_BESIDE_PEN = 0.6
 # The digit's box reaches at most this share of its size beyond its strokes, to take in their grey edges.
@@ -180,6 +180,14 @@ class NoDigitFound(PreprocessError):
 
 class OnlyNoise(NoDigitFound):
     """The image decodes but holds noise or texture rather than strokes."""
+
+
+class SeveralDigitsFound(PreprocessError):
+    """The image holds digits written side by side; `digit` is the 28x28 image of them all, for a best guess."""
+
+    def __init__(self, message: str, digit: np.ndarray):
+        super().__init__(message)
+        self.digit = digit
 
 
 @dataclass(frozen=True)
@@ -320,7 +328,16 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
     draws them side by side).
     """
     record = steps.__setitem__ if steps is not None else _ignore_step
-    return on_writing_surface(gray, lambda ink: normalise_digit(ink, _without_crossing_hairlines(_choose_digit(ink.strokes)), record), record)
+    return on_writing_surface(gray, lambda ink: _one_digit(ink, record), record)
+
+
+def _one_digit(ink: Ink, record: Callable[[str, np.ndarray], None]) -> np.ndarray:
+    """The digit chosen in `ink`, MNIST-normalised; raises SeveralDigitsFound, with the image of them all, where digits stand beside it."""
+    chosen, several = _choose_digit(ink.strokes)
+    digit = normalise_digit(ink, _without_crossing_hairlines(chosen), record)
+    if several:
+        raise SeveralDigitsFound("digits written side by side", digit)
+    return digit
 
 
 @dataclass(frozen=True)
@@ -1089,10 +1106,10 @@ def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray
     return meets
 
 
-def _choose_digit(strokes: np.ndarray) -> np.ndarray:
-    """The digit's strokes: the dominant component and the parts that belong with it, with any digits written beside it.
+def _choose_digit(strokes: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The digit's strokes (the dominant component, the parts that belong with it, any digits written beside it), and whether there were such digits.
 
-    A number is kept whole, so that the model's features and the answer can tell it is not one digit.
+    A number is kept whole, so that its image shows the whole number and the answer can say it is not one digit.
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     if count < 2:
@@ -1122,10 +1139,10 @@ def _choose_digit(strokes: np.ndarray) -> np.ndarray:
         chosen = grown
     if size < MIN_DIGIT_SHARE * max(height, width):
         raise NoDigitFound("the image is blank or has too little contrast")
-    chosen |= _digits_beside(chosen, labels, stats[1:], on_edge)
+    beside = _digits_beside(chosen, labels, stats[1:], on_edge)
     keep = np.zeros(count, dtype=bool)
-    keep[1:] = chosen
-    return keep[labels]
+    keep[1:] = chosen | beside
+    return keep[labels], bool(beside.any())
 
 
 def _digits_beside(chosen: np.ndarray, labels: np.ndarray, stats: np.ndarray, on_edge: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from app.errors import SeveralDigits
 from app.inference import Reading
 from app.schemas import ModelInfo
-from tests.conftest import digit_png
+from tests.conftest import digit_png, number_pixels, png_bytes
 from training.negatives import negative_uploads
 from training.upload_styles import STYLES
 
@@ -67,6 +67,16 @@ def test_a_refused_row_of_digits_is_named_as_several_digits(mnist):
         reading.prediction()
     guess = reading.prediction(accept_uncertain=True)
     assert guess.is_digit is False and guess.reason == "several_digits"
+
+
+def test_digits_written_side_by_side_are_refused_as_several_digits_with_the_best_guess_on_request(client, mnist):
+    """17 on a canvas: answering the 7 alone at high confidence would hide the 1; the answer says it holds several digits."""
+    pixels, _ = number_pixels(mnist.x_test[[2, 0]])
+    upload = {"file": ("seventeen.png", png_bytes(pixels), "image/png")}
+    refusal = client.post("/predict", files=upload)
+    assert refusal.status_code == 422 and refusal.json()["reason"] == "several_digits"
+    guess = client.post("/predict?accept_uncertain=true", files=upload).json()
+    assert guess["is_digit"] is False and guess["reason"] == "several_digits" and 0 <= guess["digit"] <= 9
 
 
 def first_refused(client, negatives):

@@ -297,12 +297,22 @@ def test_a_one_filling_its_cell_from_line_to_line_is_kept():
     assert columns.size <= 8 and rows.size >= 18, "a tall, narrow 1"
 
 
-def test_a_digit_beside_the_chosen_one_stays_with_it():
-    """17 written side by side: the image the model sees holds both digits, so the answer can say it holds several."""
+def test_digits_written_side_by_side_are_several_digits_and_their_image_holds_them_all():
+    """17: the 7 alone would be a confident wrong answer; the refusal carries the image of both, for a best guess."""
     pixels = np.full((200, 300), 255, dtype=np.uint8)
     pixels[50:150, 80:92] = 0
+    with pytest.raises(pp.SeveralDigitsFound) as found:
+        pp.preprocess(png_bytes(seven(pixels, 130, 50)))
+    assert_mnist_like(found.value.digit)
+    assert pp.side_by_side_parts(found.value.digit) == 2
+
+
+def test_a_short_dash_beside_the_digit_is_no_second_digit():
+    """A dash or a dot on the digit's line is too short for a digit: it is dropped, not read as one."""
+    pixels = np.full((200, 300), 255, dtype=np.uint8)
+    pixels[95:105, 60:90] = 0
     digit = pp.preprocess(png_bytes(seven(pixels, 130, 50)))
-    assert pp.side_by_side_parts(digit) == 2
+    assert pp.side_by_side_parts(digit) == 1
 
 
 @pytest.mark.parametrize("height, width", [(1, 500), (500, 1), (2, 700), (700, 2), (3, 256), (7, 1000), (1000, 7), (9, 300), (33, 33)])
