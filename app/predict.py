@@ -22,7 +22,7 @@ from app.errors import error_answer
 from app.inference import Predictor
 from app.logs import quiet_tensorflow
 from app.observability import Metrics
-from app.preprocess import PreprocessError, preprocess
+from app.preprocess import PreprocessError, SeveralDigitsFound, preprocess
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         if (data := file_bytes(path)) is None:
             failures += 1
             continue
+        several = False
         try:
             digit = preprocess(data, settings.max_pixels, steps)
+        except SeveralDigitsFound as found:
+            # Answered like the service's ?accept_uncertain=true: the best guess, marked as no single digit.
+            digit, several = found.digit, True
         except PreprocessError as error:
             failures += 1
             sentence = error_answer(error)[1]
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 write_steps(path, steps, sentence)
             continue
         probabilities, is_digit = classifier.read(digit[np.newaxis])
-        answer = {**describe(path, probabilities[0]), "is_digit": bool(is_digit[0])}
-        verdict = "" if answer["is_digit"] else "not a digit; best guess "
+        answer = {**describe(path, probabilities[0]), "is_digit": bool(is_digit[0]) and not several}
+        verdict = "several digits (read them with --number); best guess " if several else "" if answer["is_digit"] else "not a digit; best guess "
         if steps is not None:
             write_steps(path, steps, f"{verdict or 'read as '}{answer['digit']} ({answer['confidence']:.1%})")
         if args.json:

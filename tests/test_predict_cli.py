@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app import predict
-from tests.conftest import digit_png
+from tests.conftest import TEST_DATA, digit_png
 
 
 def test_predicts_each_file_and_reports_the_bad_one(tmp_path, mnist, capsys, shipped_model_path):
@@ -34,6 +34,12 @@ def test_plain_output_and_missing_file(tmp_path, mnist, capsys, shipped_model_pa
     assert status == 1
     assert captured.out.startswith(f"{good}: {int(mnist.y_test[0])} (")
     assert "missing.png: error: cannot read the file" in captured.err
+
+
+def test_a_number_gets_a_best_guess_and_a_pointer_to_number_reading(capsys, shipped_model_path):
+    status = predict.main([str(TEST_DATA / "number.png"), "--model", str(shipped_model_path)])
+    assert status == 0
+    assert "several digits (read them with --number); best guess" in capsys.readouterr().out
 
 
 def test_steps_picture_is_written_beside_the_image(tmp_path, mnist, capsys, shipped_model_path):
