@@ -506,12 +506,14 @@ def _find_surface(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if scale >= 1:
         return gray, np.eye(3)
     small = _shrink(gray, SURFACE_SIDE)
-    # Close over dark strokes so that the writing does not cut the sheet into pieces.
-    closed = _to_uint8(cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))))
+    # Close over dark strokes so that the writing does not cut the sheet into pieces. On 8-bit
+    # levels: a closing takes maxima and minima, which rounding to levels preserves, so this is the
+    # closing of the float image rounded, at half the cost (measured); OpenCV counts the levels faster than np.bincount.
+    closed = cv2.morphologyEx(_to_uint8(small), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
     otsu, _ = cv2.threshold(closed, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if not (closed <= otsu).any() or not (closed > otsu).any():
         return gray, np.eye(3)
-    counts = np.bincount(closed.ravel(), minlength=256)
+    counts = cv2.calcHist([closed], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     lightest_dark = int(otsu)
     dark_level = _percentile_levels(counts[: lightest_dark + 1], (50,))[0]
     light_level = lightest_dark + 1 + _percentile_levels(counts[lightest_dark + 1 :], (50,))[0]
