@@ -324,8 +324,9 @@ def to_mnist(gray: np.ndarray, steps: dict[str, np.ndarray] | None = None) -> np
     The stages, in order: impulse noise removed, small images enlarged, the writing surface
     found and flattened, the ink separated from paper and light, printed lines removed, the
     digit's strokes chosen and thin lines across them dropped, then MNIST's own recipe.
-    `steps`, when given, receives the image after each stage (`python -m app.predict --steps`
-    draws them side by side).
+    Where other digits are written beside the chosen one, SeveralDigitsFound is raised with the
+    image of them all. `steps`, when given, receives the image after each stage
+    (`python -m app.predict --steps` draws them side by side).
     """
     record = steps.__setitem__ if steps is not None else _ignore_step
     return on_writing_surface(gray, lambda ink: _one_digit(ink, record), record)
