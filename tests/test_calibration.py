@@ -11,7 +11,7 @@ import pytest
 from app.calibration import Calibration, CalibrationError, at_temperature, calibration_path, load_calibration
 from app.classifier import Classifier, ModelLoadError
 from app.preprocess import side_by_side_parts
-from training.calibrate import expected_calibration_error, fit_temperature, roc_points
+from training.calibrate import calibrate, expected_calibration_error, fit_temperature, roc_points
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -126,3 +126,11 @@ def strokes(*columns: tuple[int, int, int, int]) -> np.ndarray:
 )
 def test_side_by_side_parts_counts_tall_separate_columns(image, parts):
     assert side_by_side_parts(image) == parts
+
+
+def test_measuring_again_needs_a_shipped_calibration(shipped_model_path, tmp_path):
+    """--report-only keeps the calibration as shipped; a model without one says so before any rendering starts."""
+    bare = tmp_path / shipped_model_path.name
+    shutil.copy(shipped_model_path, bare)
+    with pytest.raises(ValueError, match="no calibration beside it"):
+        calibrate(bare, data=None, refit=False)

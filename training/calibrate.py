@@ -198,27 +198,28 @@ def fixture_set(data, per_style: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
-def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bool = True) -> dict:
-    """Fit the temperature and the detector, choose the threshold, write the calibration beside the model; return the card's section."""
-    from app.classifier import load_keras_model
+def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bool = True, refit: bool = True) -> dict:
+    """Fit the temperature and the detector, choose the threshold, write the calibration beside the model; return the card's section.
+
+    With `refit` false, the calibration shipped beside the model is kept as it is and only
+    measured again: after a change to preprocessing, the card then says what the service now does.
+    """
+    from app.classifier import load_keras_model, model_calibration
 
     card_path = model_path.parent / "card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     seed = int(card.get("training", {}).get("seed", 42))
     validation_fraction = float(card.get("training", {}).get("validation_fraction", 0.05))
     model = load_keras_model(model_path)
+    shipped = None if refit else model_calibration(model_path)
+    if not refit and shipped is None:
+        raise ValueError(f"{model_path} has no calibration beside it to measure again; run without --report-only to fit one")
 
     digits, labels, held_out, held_out_labels, _ = held_out_digits(data, seed, validation_fraction, scene_cache)
     held_out_outputs = model_outputs(model, held_out)
-    temperature = fit_temperature(held_out_outputs.probabilities, held_out_labels)
-
-    negative_images, _, _ = negative_set(digits, labels, TRAINING_NEGATIVES_PER_KIND, TRAINING_NEGATIVES_SEED)
-    positive = model_outputs(model, detector_digits(digits, labels, seed, scene_cache)).features
-    detector = train_detector(positive, model_outputs(model, negative_images).features, seed)
-    scoring = Calibration(temperature, *detector, threshold=0.0)
-    held_out_scores = scoring.not_digit_score(held_out_outputs.features)
-    threshold = float(np.quantile(held_out_scores, 1 - DIGITS_REFUSED))
-    calibration = Calibration(temperature, *detector, threshold=threshold)
+    calibration = shipped or fit_calibration(model, held_out_outputs, held_out_labels, digits, labels, seed, scene_cache)
+    temperature, threshold = calibration.temperature, calibration.threshold
+    held_out_scores = calibration.not_digit_score(held_out_outputs.features)
 
     report_images, report_kinds, report_refused = negative_set(digits, labels, HELD_OUT_NEGATIVES_PER_KIND, HELD_OUT_NEGATIVES_SEED)
     report_scores = calibration.not_digit_score(model_outputs(model, report_images).features)
@@ -232,7 +233,10 @@ def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bo
 
     data_bytes = calibration.to_bytes()
     path = calibration_path(model_path)
-    path.write_bytes(data_bytes)
+    if refit:
+        path.write_bytes(data_bytes)
+    else:
+        data_bytes = path.read_bytes()
     section = {
         "file": path.name,
         "sha256": hashlib.sha256(data_bytes).hexdigest(),
@@ -264,6 +268,17 @@ def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bo
     return section
 
 
+def fit_calibration(model, held_out_outputs: Outputs, held_out_labels, digits, labels, seed: int, scene_cache: Path | None) -> Calibration:
+    """The temperature and the threshold, chosen on the held-out digits, and the detector, trained on digits against negatives."""
+    temperature = fit_temperature(held_out_outputs.probabilities, held_out_labels)
+    negative_images, _, _ = negative_set(digits, labels, TRAINING_NEGATIVES_PER_KIND, TRAINING_NEGATIVES_SEED)
+    positive = model_outputs(model, detector_digits(digits, labels, seed, scene_cache)).features
+    detector = train_detector(positive, model_outputs(model, negative_images).features, seed)
+    scoring = Calibration(temperature, *detector, threshold=0.0)
+    threshold = float(np.quantile(scoring.not_digit_score(held_out_outputs.features), 1 - DIGITS_REFUSED))
+    return Calibration(temperature, *detector, threshold=threshold)
+
+
 def ece_pair(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
     """The calibration error before and after the temperature."""
     before = expected_calibration_error(probabilities, labels)
@@ -272,7 +287,7 @@ def ece_pair(probabilities: np.ndarray, labels: np.ndarray, temperature: float) 
 
 
 def refusals_by_kind(kinds: np.ndarray, refused_by_preprocessing: np.ndarray, refused_by_detector: np.ndarray) -> dict:
-    """Per kind of negative, the share refused: by preprocessing (blank) or by the detector, and in all."""
+    """Per kind of negative, the share refused: by preprocessing (blank, several digits side by side) or by the detector, and in all."""
     detector = np.zeros(len(kinds), dtype=bool)
     detector[~refused_by_preprocessing] = refused_by_detector
     result = {}
@@ -281,10 +296,11 @@ def refusals_by_kind(kinds: np.ndarray, refused_by_preprocessing: np.ndarray, re
         result[kind] = {
             "images": int(chosen.sum()),
             "refused": round(float(np.mean(refused_by_preprocessing[chosen] | detector[chosen])), 4),
-            "blank": round(float(np.mean(refused_by_preprocessing[chosen])), 4),
+            "by_preprocessing": round(float(np.mean(refused_by_preprocessing[chosen])), 4),
         }
     everything = refused_by_preprocessing | detector
-    result["all"] = {"images": len(kinds), "refused": round(float(everything.mean()), 4), "blank": round(float(refused_by_preprocessing.mean()), 4)}
+    by_preprocessing = round(float(refused_by_preprocessing.mean()), 4)
+    result["all"] = {"images": len(kinds), "refused": round(float(everything.mean()), 4), "by_preprocessing": by_preprocessing}
     return result
 
 
@@ -355,9 +371,12 @@ def section_markdown(section: dict) -> str:
         "",
         f"Negative uploads refused (held out, {section['negatives']['held_out_per_kind']} per kind; AUROC {section['roc_auc']:.3f}):",
         "",
-        "| kind | images | refused | of them blank |",
+        "| kind | images | refused | of them by preprocessing |",
         "|---|---:|---:|---:|",
-        *(f"| {kind} | {row['images']} | {row['refused']:.1%} | {row['blank']:.1%} |" for kind, row in section["negatives_refused"].items()),
+        *(
+            f"| {kind} | {row['images']} | {row['refused']:.1%} | {row['by_preprocessing']:.1%} |"
+            for kind, row in section["negatives_refused"].items()
+        ),
         "",
         f"MNIST test accuracy with the temperature: {section['mnist_test_accuracy']:.2%} (a temperature never changes the top digit).",
         "",
@@ -376,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--readme", type=Path, action="append", default=[], help=f"put the results in this Markdown file's {README_SECTION!r} section"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the reliability and ROC plots")
+    parser.add_argument(
+        "--report-only", action="store_true", help="keep the shipped calibration and only measure it again (after a change to preprocessing)"
+    )
     return parser
 
 
@@ -385,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_mnist_for_command(args.data)
     if data is None:
         return 2
-    section = calibrate(args.model, data, args.scene_cache, plots=not args.no_plots)
+    section = calibrate(args.model, data, args.scene_cache, plots=not args.no_plots, refit=not args.report_only)
     text = section_markdown(section)
     for readme in args.readme:
         if not replace_section(readme, README_SECTION, text):
