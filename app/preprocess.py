@@ -1089,23 +1089,20 @@ def _cell_sides(strokes: np.ndarray, band: np.ndarray, lines: np.ndarray) -> np.
         return np.zeros_like(strokes)
     near = cv2.dilate(lines.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BOX_JOIN + 1, 2 * BOX_JOIN + 1))) > 0
     sides = np.zeros(len(runs) + 1, dtype=bool)
-    for index, (left, top, width, height, _) in enumerate(runs):
-        rows = slice(top, top + height)
-        ends = near[rows, left : left + BOX_JOIN + 1], near[rows, max(left + width - BOX_JOIN - 1, 0) : left + width]
-        sides[index + 1] = thickness[index] <= BOX_FAMILY_THICKNESS * printed and all(end.any() for end in ends)
+    sides[1:] = _meeting_at_ends(runs, thickness <= BOX_FAMILY_THICKNESS * printed, near, both=True)
     if np.count_nonzero(sides) < 2:
         return np.zeros_like(strokes)
     return sides[labels] & strokes
 
 
-def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray) -> np.ndarray:
-    """Which horizontal runs end (within BOX_JOIN pixels) on a perpendicular line."""
+def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray, both: bool = False) -> np.ndarray:
+    """Which thin horizontal runs end (within BOX_JOIN pixels) on a perpendicular line: at either end, or with `both` at each."""
     meets = np.zeros(len(stats), dtype=bool)
     for index in np.flatnonzero(thin):
         left, top, width, height = stats[index, :4]
         rows = slice(top, top + height)
         ends = near_other[rows, left : left + BOX_JOIN + 1], near_other[rows, max(left + width - BOX_JOIN - 1, 0) : left + width]
-        meets[index] = any(end.any() for end in ends)
+        meets[index] = (all if both else any)(end.any() for end in ends)
     return meets
 
 
