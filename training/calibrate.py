@@ -231,12 +231,10 @@ def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bo
     fixtures = model_outputs(model, fixture_images)
     fixture_digits_refused = float(np.mean(calibration.not_digit_score(fixtures.features) > threshold))
 
-    data_bytes = calibration.to_bytes()
     path = calibration_path(model_path)
+    data_bytes = calibration.to_bytes() if refit else path.read_bytes()
     if refit:
         path.write_bytes(data_bytes)
-    else:
-        data_bytes = path.read_bytes()
     section = {
         "file": path.name,
         "sha256": hashlib.sha256(data_bytes).hexdigest(),
