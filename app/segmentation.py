@@ -60,6 +60,9 @@ SEAM_SPACING, MAX_CUTS, CUTS_PER_DIGIT = 0.15, 12, 3
 # A cut between touching digits strays at most this share of their height from where it starts;
 # each pixel of ink it crosses costs as much as this many of paper, each step sideways this many.
 SEAM_REACH, SEAM_INK_COST, SEAM_SIDE_COST = 0.2, 20.0, 0.5
+# An upright line broken into at least this many dashes down this share of the image's height is
+# printed; a dash is at most this many times the dashes' typical width.
+DASHES, DASHED_SPAN, DASH_WIDTH = 5, 0.5, 1.5
 # Strokes this close (pixels at the working size) are parts of one digit.
 JOIN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 # Faint ink this close to the strokes bridges their breaks.
@@ -122,6 +125,7 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
     if count < 2:
         raise NoDigitFound("the image is blank or has too little contrast")
     kept = [index for index in range(1, count) if areas[index - 1] >= SPECK_AREA * areas.max()]
+    kept = _without_dashed_lines(stats, kept, ink.strokes.shape[0])
     line, height = _writing_line(stats, kept, ink.strokes.shape)
     digits = [group for group in _overlapping_columns(stats, line) if _height(stats, group) >= MARK_HEIGHT * height]
     if len(digits) > MAX_DIGITS:
@@ -214,6 +218,28 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
             if height[index] >= LINE_HEIGHTS[0] * digit_height:
                 level = middle[index]
     return on_line, digit_height
+
+
+def _without_dashed_lines(stats: np.ndarray, kept: list[int], image_height: int) -> list[int]:
+    """`kept` without the remnants of an upright printed line: dashes one above another, on a straight line down much of the image.
+
+    A faint margin line breaks into dashes where it crosses the ruled lines removed; each dash
+    is as tall as a digit, and the column of them would be read as 1s. Digits in the same
+    columns are wider than the dashes or off their line, and stay.
+    """
+    left, top, width, height = (stats[:, field] for field in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    dashes: set[int] = set()
+    for column in _overlapping_columns(stats, kept):
+        narrow = [index for index in column if width[index] <= DASH_WIDTH * np.median(width[column])]
+        if len(narrow) < DASHES:
+            continue
+        centres = np.stack([left[narrow] + width[narrow] / 2, top[narrow] + height[narrow] / 2], axis=1).astype(np.float32)
+        # A robust fit: a digit among the dashes does not pull the line off them.
+        across, down, x, y = cv2.fitLine(centres, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        on_line = np.abs((centres[:, 0] - x) * down - (centres[:, 1] - y) * across) <= np.median(width[narrow])
+        if np.count_nonzero(on_line) >= DASHES and np.ptp(centres[on_line, 1]) >= DASHED_SPAN * image_height:
+            dashes.update(np.array(narrow)[on_line].tolist())
+    return [index for index in kept if index not in dashes]
 
 
 def _overlapping_columns(stats: np.ndarray, kept: list[int]) -> list[list[int]]:

@@ -59,6 +59,16 @@ def test_dot_dash_and_specks_are_not_digits(mnist):
     assert len(number_parts(png_bytes(marked))) == 2
 
 
+def test_a_margin_line_broken_into_dashes_is_not_a_column_of_ones(mnist):
+    # A faint margin line survives the ruled lines' removal only between them, as dashes.
+    pixels, _ = number_pixels(mnist.x_test[:3], gap=10)
+    page = np.full((640, pixels.shape[1] + 120), 255, dtype=np.uint8)
+    page[220 : 220 + pixels.shape[0], 120:] = pixels
+    for top in range(100, 560, 36):
+        cv2.line(page, (40, top), (41, top + 22), 90, 5)
+    assert len(number_parts(png_bytes(page))) == 3
+
+
 def test_the_parts_of_a_broken_digit_stay_one_digit():
     # A 5 written in two strokes: its bar does not touch its body.
     five = np.full((240, 200), 255, dtype=np.uint8)
