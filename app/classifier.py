@@ -230,11 +230,19 @@ class Classifier:
 
         A model without a calibration answers its own softmax and calls everything a digit.
         """
+        probabilities, margins = self.read_margins(images)
+        return probabilities, margins <= 0
+
+    def read_margins(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As `read`, with each image's not-a-digit score less the threshold instead of the verdict: above 0 is "not a digit".
+
+        A model without a calibration gives every image -inf.
+        """
         outputs = self.outputs(images)
         probabilities, features = outputs[:, :NUM_CLASSES], outputs[:, NUM_CLASSES:]
         if self.calibration is None:
-            return probabilities, np.ones(len(outputs), dtype=bool)
-        return self.calibration.probabilities(probabilities), self.calibration.is_digit(features)
+            return probabilities, np.full(len(outputs), -np.inf)
+        return self.calibration.probabilities(probabilities), self.calibration.not_digit_score(features) - self.calibration.threshold
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities, calibrated when the model ships a calibration."""

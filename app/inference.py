@@ -27,7 +27,7 @@ from app.schemas import Explanation, ModelInfo, NumberReading, Prediction, ReadD
 from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, number_parts
 
 # Choosing how to read a piece of ink (one digit, or touching digits cut apart), as `_best_reading` says.
-NOT_A_DIGIT_COST = 3.0
+DIGIT_ODDS_WEIGHT = 2.0
 # A part the features call no digit, shorter than this share of the tallest, is a mark and is left out.
 UNSURE_MARK_HEIGHT = 0.7
 
@@ -118,21 +118,21 @@ class Predictor:
         with self._preprocessing:
             groups = number_parts(data, self.max_pixels)
         images = [digit for group in groups for digit in group.images()]
-        probabilities, is_digit = self.classifier.read(np.stack([digit.image for digit in images]))
-        verdicts = zip(images, probabilities, is_digit.tolist(), strict=True)
-        answers = {id(digit): (row.astype(np.float64) / row.sum(), verdict) for digit, row, verdict in verdicts}
+        probabilities, margins = self.classifier.read_margins(np.stack([digit.image for digit in images]))
+        scored = zip(images, probabilities, margins.tolist(), strict=True)
+        answers = {id(digit): (row.astype(np.float64) / row.sum(), margin) for digit, row, margin in scored}
         chosen = [digit for group in groups for digit in _best_reading(group, answers)]
         tallest = max(digit.box[3] for digit in chosen)
-        chosen = [digit for digit in chosen if answers[id(digit)][1] or digit.box[3] >= UNSURE_MARK_HEIGHT * tallest]
+        chosen = [digit for digit in chosen if answers[id(digit)][1] <= 0 or digit.box[3] >= UNSURE_MARK_HEIGHT * tallest]
         if not chosen:
             raise NoDigitFound("what the image holds are small marks, not digits")
         if len(chosen) > MAX_DIGITS:
             raise TooManyDigits(f"the image holds {len(chosen)}")
         digits = []
         for digit in chosen:
-            row, verdict = answers[id(digit)]
+            row, margin = answers[id(digit)]
             best = int(row.argmax())
-            digits.append(ReadDigit(digit=best, confidence=float(row[best]), is_digit=verdict, probabilities=row.tolist(), box=list(digit.box)))
+            digits.append(ReadDigit(digit=best, confidence=float(row[best]), is_digit=margin <= 0, probabilities=row.tolist(), box=list(digit.box)))
         self.metrics.count_predictions([digit.digit for digit in digits])
         model = ModelInfo(name=self.classifier.name, version=self.classifier.version)
         return NumberReading(number="".join(str(digit.digit) for digit in digits), digits=digits, model=model)
@@ -167,17 +167,19 @@ def _unreadable(outcome: np.ndarray | PreprocessError) -> bool:
     return isinstance(outcome, PreprocessError) and not isinstance(outcome, SeveralDigitsFound)
 
 
-def _best_reading(group: InkGroup, answers: dict[int, tuple[np.ndarray, bool]]) -> tuple[DigitImage, ...]:
+def _best_reading(group: InkGroup, answers: dict[int, tuple[np.ndarray, float]]) -> tuple[DigitImage, ...]:
     """The reading of a piece of ink the classifier is surest of: as one digit, or cut into touching digits.
 
-    A reading scores the sum of its digits' log-confidences, so a cut must leave digits surer
-    than the whole; a digit the features call no digit costs NOT_A_DIGIT_COST more. Among the
-    paths through the cuts, the best is found a cut at a time.
+    `answers` holds each digit image's probabilities and its not-a-digit margin (`Classifier.read_margins`).
+    A reading scores the sum of its digits' log-confidences and, weighted by DIGIT_ODDS_WEIGHT, of
+    the logs of their chances of being digits at all (the logistic of minus the margin): two
+    touching digits read as one, or a piece cut out of a digit, is often confident but looks
+    less like a digit. Among the paths through the cuts, the best is found a cut at a time.
     """
 
     def score(digit: DigitImage) -> float:
-        row, verdict = answers[id(digit)]
-        return float(np.log(max(row.max(), 1e-6))) - (0.0 if verdict else NOT_A_DIGIT_COST)
+        row, margin = answers[id(digit)]
+        return float(np.log(max(row.max(), 1e-6))) - DIGIT_ODDS_WEIGHT * float(np.logaddexp(0.0, margin))
 
     candidates = [(sum(score(digit) for digit in reading), reading) for reading in group.readings]
     # best[cut]: the best score of a path from cut 0 to this cut, and the path.

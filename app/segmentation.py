@@ -56,7 +56,7 @@ SPLIT_ASPECT, TOUCHING_WIDTH = 1.0, 0.7
 NARROWEST_DIGIT, WIDEST_DIGIT, MIN_PIECE_INK = 0.1, 1.6, 0.05
 # Cuts between touching digits start at least this share of the height apart, at most this many per
 # piece of ink and per digit it may hold: pieces to classify grow with the square of the cuts.
-SEAM_SPACING, MAX_CUTS, CUTS_PER_DIGIT = 0.15, 12, 3
+SEAM_SPACING, MAX_CUTS, CUTS_PER_DIGIT = 0.1, 24, 8
 # A cut between touching digits strays at most this share of their height from where it starts;
 # each pixel of ink it crosses costs as much as this many of paper, each step sideways this many.
 SEAM_REACH, SEAM_INK_COST, SEAM_SIDE_COST = 0.2, 20.0, 0.5
@@ -297,7 +297,7 @@ def _touching_pieces(
     """The ink in `mask` (within `box`) cut where touching digits of about `height` may meet: the pieces between
     any two cuts that are a digit wide, keyed by (first cut, last cut), and the number of the last cut (the right edge).
 
-    Each cut is a seam starting at a column with little ink, or where an even spacing of digits puts one.
+    Each cut is a seam starting at a column with little ink, where an even spacing of digits puts one, or on a grid.
     """
     left, right, top, bottom = box
     ink = mask[top:bottom, left:right]
@@ -306,8 +306,12 @@ def _touching_pieces(
     profile = ndimage.uniform_filter1d(np.count_nonzero(ink, axis=0).astype(np.float64), max(3, round(SEAM_SPACING * height)))
     dips, _ = signal.find_peaks(-profile, distance=max(1, round(SEAM_SPACING * height)))
     expected = max(2, round(width / (TOUCHING_WIDTH * height)))
+    # Then where an even spacing of digits puts a cut, then every SEAM_SPACING of the height: digits
+    # that overlap or touch along a stroke leave no dip where they meet, and the classifier picks among the cuts.
+    evenly = [round(width * share / expected) for share in range(1, expected)]
+    grid = np.arange(SEAM_SPACING * height, width, SEAM_SPACING * height).round().astype(int)
     starts: list[int] = []
-    for column in [*dips[np.argsort(profile[dips], kind="stable")], *(round(width * share / expected) for share in range(1, expected))]:
+    for column in [*dips[np.argsort(profile[dips], kind="stable")], *evenly, *grid]:
         if len(starts) >= min(MAX_CUTS, CUTS_PER_DIGIT * expected):
             break
         if min(column, width - column) >= NARROWEST_DIGIT * height and all(abs(int(column) - other) > SEAM_SPACING * height for other in starts):

@@ -12,10 +12,11 @@ def piece(x: int) -> DigitImage:
     return DigitImage(np.zeros((28, 28), np.float32), (x, 0, 10, 20), 0.5)
 
 
-def answer(digit: int, confidence: float, is_digit: bool = True) -> tuple[np.ndarray, bool]:
+def answer(digit: int, confidence: float, margin: float = -4.0) -> tuple[np.ndarray, float]:
+    """Probabilities with `confidence` on `digit`, and a not-a-digit margin (above 0: not a digit)."""
     row = np.full(10, (1 - confidence) / 9)
     row[digit] = confidence
-    return row, is_digit
+    return row, margin
 
 
 def test_the_whole_wins_unless_the_cut_pieces_are_surer():
@@ -30,8 +31,16 @@ def test_the_whole_wins_unless_the_cut_pieces_are_surer():
 def test_a_piece_the_features_call_no_digit_costs_its_path():
     whole, left, right = piece(0), piece(0), piece(10)
     group = InkGroup(((whole,),), {(0, 1): left, (1, 2): right}, last_cut=2)
-    answers = {id(whole): answer(8, 0.8), id(left): answer(2, 0.99), id(right): answer(0, 0.99, is_digit=False)}
+    answers = {id(whole): answer(8, 0.8), id(left): answer(2, 0.99), id(right): answer(0, 0.99, margin=3.0)}
     assert _best_reading(group, answers) == (whole,)
+
+
+def test_a_whole_less_like_a_digit_than_its_pieces_loses_though_surer():
+    # Two touching digits read as one: confident, and still on the digit side of the threshold.
+    whole, left, right = piece(0), piece(0), piece(10)
+    group = InkGroup(((whole,),), {(0, 1): left, (1, 2): right}, last_cut=2)
+    answers = {id(whole): answer(9, 0.97, margin=-0.5), id(left): answer(9, 0.95), id(right): answer(1, 0.95)}
+    assert _best_reading(group, answers) == (left, right)
 
 
 def test_the_best_path_through_several_cuts_is_found():

@@ -53,6 +53,13 @@ def test_touching_digits_are_cut_apart(client, mnist):
     assert response.json()["number"] == "20"
 
 
+def test_touching_digits_tucked_under_each_other_are_cut_apart(client, mnist):
+    # A 0 and a 5 written so close that their columns overlap: no dip in the ink marks where they meet.
+    pixels, _ = number_pixels(mnist.x_test[[3, 8]], gap=-12)
+    response = client.post("/read", content=png_bytes(pixels), headers={"content-type": "image/png"})
+    assert response.json()["number"] == "05"
+
+
 @pytest.mark.parametrize(
     ("make_body", "status", "reason", "words"),
     [
