@@ -49,6 +49,8 @@ MARK_HEIGHT = 0.45
 LINE_HEIGHTS, LINE_DRIFT, DIGIT_GAP = (0.4, 1.6), 0.6, 2.5
 # The line starts from a piece at least this share of the tallest's height; none is as tall as this share of the image.
 SEED_HEIGHT, FULL_HEIGHT = 0.5, 0.8
+# A piece on the image's edge narrower than this share of the digits' height is no digit of the line.
+EDGE_SLIVER = 0.25
 # Ink wider than this share of the line's digit height may be touching digits, each about TOUCHING_WIDTH wide.
 SPLIT_ASPECT, TOUCHING_WIDTH = 1.0, 0.7
 # One digit is between these shares of the line's height wide (a 1, a wide 0); a piece cut off holds
@@ -212,6 +214,9 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
             if gap > DIGIT_GAP * digit_height:
                 break
             if height[index] > LINE_HEIGHTS[1] * digit_height or abs(middle[index] - level) > LINE_DRIFT * digit_height:
+                continue
+            # A sliver on the image's edge beside the number is the sheet's edge or the desk, not a 1.
+            if on_edge[index] and width[index] < EDGE_SLIVER * digit_height:
                 continue
             on_line.append(index)
             reach = (min(reach[0], left[index]), max(reach[1], left[index] + width[index]))

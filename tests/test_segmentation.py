@@ -69,6 +69,14 @@ def test_a_margin_line_broken_into_dashes_is_not_a_column_of_ones(mnist):
     assert len(number_parts(png_bytes(page))) == 3
 
 
+def test_a_sliver_of_desk_on_the_image_edge_is_not_a_1(mnist):
+    # The photo's crop leaves a strip of the desk beside the sheet, as tall as the digits.
+    pixels, _ = number_pixels(mnist.x_test[:3], gap=10)
+    pixels = pixels.copy()
+    pixels[60:160, :10] = 60
+    assert len(number_parts(png_bytes(pixels))) == 3
+
+
 def test_the_parts_of_a_broken_digit_stay_one_digit():
     # A 5 written in two strokes: its bar does not touch its body.
     five = np.full((240, 200), 255, dtype=np.uint8)
