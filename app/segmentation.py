@@ -51,6 +51,9 @@ LINE_HEIGHTS, LINE_DRIFT, DIGIT_GAP = (0.4, 1.6), 0.6, 2.5
 SEED_HEIGHT, FULL_HEIGHT = 0.5, 0.8
 # A piece on the image's edge narrower than this share of the digits' height is no digit of the line.
 EDGE_SLIVER = 0.25
+# A piece this many times taller than wide, alone at its height, is a printed line unless nothing but
+# specks (below this share of its ink) is beside it: then it is a lone 1.
+LONE_LINE_SHAPE, LONE_LINE_INK = 6, 0.1
 # Ink wider than this share of the line's digit height may be touching digits, each about TOUCHING_WIDTH wide.
 SPLIT_ASPECT, TOUCHING_WIDTH = 1.0, 0.7
 # One digit is between these shares of the line's height wide (a 1, a wide 0); a piece cut off holds
@@ -193,14 +196,22 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
     middle = top + height / 2
     on_edge = (left == 0) | (top == 0) | (left + width == shape[1]) | (top + height == shape[0])
 
-    def line_ink(seed: int) -> float:
+    def level_with(seed: int) -> list[int]:
         alike = [index for index in kept if LINE_HEIGHTS[0] * height[seed] <= height[index] <= LINE_HEIGHTS[1] * height[seed]]
-        level = [index for index in alike if abs(middle[index] - middle[seed]) <= LINE_DRIFT * height[seed]]
-        return float(area[level].sum()) * (EDGE_WEIGHT if on_edge[seed] else 1.0)
+        return [index for index in alike if abs(middle[index] - middle[seed]) <= LINE_DRIFT * height[seed]]
+
+    def line_ink(seed: int) -> float:
+        return float(area[level_with(seed)].sum()) * (EDGE_WEIGHT if on_edge[seed] else 1.0)
 
     # The line's first digit is one of the taller pieces: a row of dashes left of a printed line has
     # ink too. Pieces on the image's edge or as tall as the image are frames and margins.
     plausible = [index for index in kept if not on_edge[index] and height[index] <= FULL_HEIGHT * shape[0]] or kept
+    # A margin or the sheet's edge is an upright line with no piece of its height beside it: while
+    # other ink of some weight is on the image, the line starts there, whose digits are shorter.
+    lone_lines = [index for index in plausible if height[index] >= LONE_LINE_SHAPE * width[index] and level_with(index) == [index]]
+    others = [index for index in plausible if index not in lone_lines]
+    if lone_lines and any(area[index] >= LONE_LINE_INK * area[lone_lines].max() for index in others):
+        plausible = others
     tallest = max(height[index] for index in plausible)
     seed = max((index for index in plausible if height[index] >= SEED_HEIGHT * tallest), key=line_ink)
     digit_height = int(height[seed])

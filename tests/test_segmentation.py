@@ -77,6 +77,17 @@ def test_a_sliver_of_desk_on_the_image_edge_is_not_a_1(mnist):
     assert len(number_parts(png_bytes(pixels))) == 3
 
 
+def test_a_margin_line_taller_than_the_digits_is_not_where_the_number_is(mnist):
+    # The margin stops short of the photo's edges, so it is not removed as a printed line; alone
+    # at its height, it is not taken for the number's first digit either.
+    pixels, _ = number_pixels(mnist.x_test[:3], gap=10)
+    page = np.full((600, pixels.shape[1] + 120), 255, dtype=np.uint8)
+    page[200 : 200 + pixels.shape[0], 120:] = pixels
+    cv2.line(page, (40, 90), (42, 510), 70, 6)
+    groups = number_parts(png_bytes(page))
+    assert len(groups) == 3 and all(group.readings[0][0].box[0] > 120 for group in groups)
+
+
 def test_the_parts_of_a_broken_digit_stay_one_digit():
     # A 5 written in two strokes: its bar does not touch its body.
     five = np.full((240, 200), 255, dtype=np.uint8)
