@@ -49,6 +49,8 @@ MARK_HEIGHT = 0.45
 LINE_HEIGHTS, LINE_DRIFT, DIGIT_GAP = (0.4, 1.6), 0.6, 2.5
 # The line starts from a piece at least this share of the tallest's height; none is as tall as this share of the image.
 SEED_HEIGHT, FULL_HEIGHT = 0.5, 0.8
+# A piece of the line lower than this share of its digits' height is a digit's bar or a line's remnant.
+FLAT_PIECE = 0.3
 # A piece on the image's edge narrower than this share of the digits' height is no digit of the line.
 EDGE_SLIVER = 0.25
 # A piece this many times taller than wide, alone at its height, is a printed line unless nothing but
@@ -132,6 +134,7 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
     kept = [index for index in range(1, count) if areas[index - 1] >= SPECK_AREA * areas.max()]
     kept = _without_dashed_lines(stats, kept, ink.strokes.shape[0])
     line, height = _writing_line(stats, kept, ink.strokes.shape)
+    line = _without_stray_flat_pieces(stats, line, height)
     digits = [group for group in _overlapping_columns(stats, line) if _height(stats, group) >= MARK_HEIGHT * height]
     if len(digits) > MAX_DIGITS:
         raise TooManyDigits(f"the image holds at least {len(digits)}")
@@ -234,6 +237,21 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
             if height[index] >= LINE_HEIGHTS[0] * digit_height:
                 level = middle[index]
     return on_line, digit_height
+
+
+def _without_stray_flat_pieces(stats: np.ndarray, line: list[int], height: int) -> list[int]:
+    """`line` without the flat pieces that share no column with a taller one: what is left of ruled lines between digits.
+
+    A 5's or a 7's bar stands over its body's columns and stays. A dash of a ruled line beside a
+    digit, stacked with the dashes of the lines above and below it, would pass for a digit.
+    """
+    left, width = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+    tall = [index for index in line if stats[index, cv2.CC_STAT_HEIGHT] >= FLAT_PIECE * height]
+    return [
+        index
+        for index in line
+        if index in tall or any(min(left[index] + width[index], left[other] + width[other]) > max(left[index], left[other]) for other in tall)
+    ]
 
 
 def _without_dashed_lines(stats: np.ndarray, kept: list[int], image_height: int) -> list[int]:

@@ -88,6 +88,16 @@ def test_a_margin_line_taller_than_the_digits_is_not_where_the_number_is(mnist):
     assert len(groups) == 3 and all(group.readings[0][0].box[0] > 120 for group in groups)
 
 
+def test_dashes_left_of_faint_ruled_lines_beside_a_number_are_not_a_digit(mnist):
+    # Ruled lines too faint to be found as lines leave dashes, one above another, beside the digits.
+    pixels, _ = number_pixels(mnist.x_test[:3], gap=10)
+    page = np.full((pixels.shape[0], pixels.shape[1] + 160), 255, dtype=np.uint8)
+    page[:, : pixels.shape[1]] = pixels
+    for top in (70, 100, 130):
+        cv2.line(page, (pixels.shape[1] + 10, top), (pixels.shape[1] + 50, top), 60, 5)
+    assert len(number_parts(png_bytes(page))) == 3
+
+
 def test_the_parts_of_a_broken_digit_stay_one_digit():
     # A 5 written in two strokes: its bar does not touch its body.
     five = np.full((240, 200), 255, dtype=np.uint8)
