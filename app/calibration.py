@@ -58,9 +58,13 @@ class Calibration:
         hidden = np.maximum(np.asarray(features, dtype=np.float32) @ self.hidden_weights + self.hidden_bias, 0.0)
         return hidden @ self.output_weights + self.output_bias
 
+    def not_digit_margin(self, features: np.ndarray) -> np.ndarray:
+        """(N, F) features -> (N,) not-a-digit scores less the threshold: above 0 means "not a digit"."""
+        return self.not_digit_score(features) - self.threshold
+
     def is_digit(self, features: np.ndarray) -> np.ndarray:
         """(N, F) features -> (N,) booleans: the image looks like a digit."""
-        return self.not_digit_score(features) <= self.threshold
+        return self.not_digit_margin(features) <= 0
 
     def to_bytes(self) -> bytes:
         """The calibration as an .npz file's bytes."""

@@ -242,7 +242,7 @@ class Classifier:
         probabilities, features = outputs[:, :NUM_CLASSES], outputs[:, NUM_CLASSES:]
         if self.calibration is None:
             return probabilities, np.full(len(outputs), -np.inf)
-        return self.calibration.probabilities(probabilities), self.calibration.not_digit_score(features) - self.calibration.threshold
+        return self.calibration.probabilities(probabilities), self.calibration.not_digit_margin(features)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities, calibrated when the model ships a calibration."""
