@@ -209,8 +209,8 @@ def _writing_line(stats: np.ndarray, kept: list[int], shape: tuple[int, int]) ->
     # The line's first digit is one of the taller pieces: a row of dashes left of a printed line has
     # ink too. Pieces on the image's edge or as tall as the image are frames and margins.
     plausible = [index for index in kept if not on_edge[index] and height[index] <= FULL_HEIGHT * shape[0]] or kept
-    # A margin or the sheet's edge is an upright line with no piece of its height beside it: while
-    # other ink of some weight is on the image, the line starts there, whose digits are shorter.
+    # A margin or the sheet's edge is an upright line with no piece of its height beside it. While
+    # other ink of some weight is on the image, the line of writing starts among that ink instead.
     lone_lines = [index for index in plausible if height[index] >= LONE_LINE_SHAPE * width[index] and level_with(index) == [index]]
     others = [index for index in plausible if index not in lone_lines]
     if lone_lines and any(area[index] >= LONE_LINE_INK * area[lone_lines].max() for index in others):
