@@ -179,7 +179,7 @@ class NoDigitFound(PreprocessError):
 
 
 class OnlyNoise(NoDigitFound):
-    """The image decodes but holds noise or texture rather than strokes."""
+    """The image decodes but holds noise, texture or printing rather than pen strokes."""
 
 
 class SeveralDigitsFound(PreprocessError):

@@ -25,6 +25,7 @@ from app.preprocess import (
     FAINT_REACH,
     Ink,
     NoDigitFound,
+    OnlyNoise,
     PreprocessError,
     decode,
     normalise_digit,
@@ -133,6 +134,8 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
         raise NoDigitFound("the image is blank or has too little contrast")
     kept = [index for index in range(1, count) if areas[index - 1] >= SPECK_AREA * areas.max()]
     kept = _without_dashed_lines(stats, kept, ink.strokes.shape[0])
+    if not kept:
+        raise OnlyNoise("what the image holds are printed lines, not digits")
     line, height = _writing_line(stats, kept, ink.strokes.shape)
     line = _without_stray_flat_pieces(stats, line, height)
     digits = [group for group in _overlapping_columns(stats, line) if _height(stats, group) >= MARK_HEIGHT * height]

@@ -16,6 +16,14 @@ from training.number_styles import STYLES, render_numbers
 NUMBER = [0, 1, 2, 3, 4]  # MNIST test digits 7, 2, 1, 0, 4
 
 
+def dashed_margin() -> np.ndarray:
+    """A sheet whose only ink is a margin line that ruled lines have broken into dashes."""
+    page = np.full((640, 400), 255, dtype=np.uint8)
+    for top in range(100, 560, 36):
+        cv2.line(page, (200, top), (201, top + 22), 90, 5)
+    return page
+
+
 def test_a_number_is_read_left_to_right_with_boxes(client, mnist):
     pixels, boxes = number_pixels(mnist.x_test[NUMBER], gap=10)
     body, content_type = multipart_body([("file", "number.png", png_bytes(pixels), "image/png")])
@@ -65,10 +73,11 @@ def test_touching_digits_tucked_under_each_other_are_cut_apart(client, mnist):
     [
         (lambda mnist: png_bytes(np.full((120, 360), 255, dtype=np.uint8)), 422, "blank", "No digit found"),
         (lambda mnist: png_bytes(number_pixels(mnist.x_test[: MAX_DIGITS + 1], scale=2)[0]), 422, "too_many_digits", f"at most {MAX_DIGITS} digits"),
+        (lambda mnist: png_bytes(dashed_margin()), 422, "not_a_digit", "printed lines, not digits"),
         (lambda mnist: b"not an image at all", 415, None, "not a supported image"),
         (lambda mnist: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, 400, None, "corrupt"),
     ],
-    ids=["blank", "seventeen digits", "not an image", "corrupt png"],
+    ids=["blank", "seventeen digits", "only a dashed margin", "not an image", "corrupt png"],
 )
 def test_what_cannot_be_read_gets_a_sentence(client, mnist, make_body, status, reason, words):
     response = client.post("/read", content=make_body(mnist), headers={"content-type": "image/png"})
