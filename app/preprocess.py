@@ -87,6 +87,10 @@ MIN_SIGNAL_TO_NOISE = 3.0
 NOISE_FLOOR = 0.15
 # Ink at least this share of the image's strongest, and this many times the noise, makes up the strokes.
 STROKE_LEVEL, STROKE_NOISE = 0.35, 3.5
+# Ink whose strongest stands less than this many times the noise above the paper (faint pencil on
+# mottled paper) is found by its shape, as ridges about this wide (a Gaussian scale, in pixels):
+# the paper's blotches are as strong as the strokes but broad.
+FAINT_INK_SNR, RIDGE_SCALE = 10.0, 1.5
 # A printed line runs straight over at least this share of the image's width (or height), and
 # is at most this share of its height thick: pen strokes are thicker, or shorter.
 LINE_SPAN = 0.55
@@ -408,6 +412,9 @@ def _find_ink(surface: np.ndarray, to_surface: np.ndarray, small: bool, record: 
     record("surface", surface)
     residual, noise = _ink_residual(surface)
     peak = _bright_level(residual)
+    if peak < FAINT_INK_SNR * noise:
+        residual = _ridges(residual, noise)
+        peak = _bright_level(residual)
     if record is not _ignore_step:
         record("ink", np.clip(residual / max(peak, 1e-3), 0, 1))
     candidates = residual >= max(STROKE_LEVEL * peak, STROKE_NOISE * noise, 0.5 * MIN_CONTRAST)
@@ -696,8 +703,33 @@ def _ink_residual(gray: np.ndarray) -> tuple[np.ndarray, float]:
         # ink of the other polarity, if any: read it in its own.
         residual[band] = np.median(gray[band]) - gray[band]
         residual[edge] = 0
+    return residual, _noise_level(residual)
+
+
+def _noise_level(residual: np.ndarray) -> float:
+    """The spread of `residual` over the paper: its median absolute deviation, as a standard deviation."""
     sample = residual[::2, ::2]
-    return residual, 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+
+
+def _ridges(residual: np.ndarray, noise: float) -> np.ndarray:
+    """The bright ridges of `residual` (pen strokes) without its broad blotches, scaled to the same `noise` over the paper.
+
+    A ridge's strength is the Hessian's most negative eigenvalue across the stroke, as Sato's
+    tubeness filter has it in two dimensions. Written with OpenCV because scikit-image's `sato`
+    gives the same ridges but adds 45 MB to each worker on import and takes 22 ms on a
+    512x400 image, where this takes about 5 (measured).
+    """
+    smooth = cv2.GaussianBlur(residual, (0, 0), RIDGE_SCALE)
+    across = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
+    down = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
+    mixed = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
+    curving = (across + down) / 2 - np.sqrt(((across - down) / 2) ** 2 + mixed**2)
+    ridges = np.maximum(-curving, 0)
+    ridges -= np.median(ridges)
+    spread = _noise_level(ridges)
+    # Ridges with no spread over the paper are no stroke to find: the residual stays.
+    return ridges * np.float32(noise / spread) if spread > 0 else residual
 
 
 def _opposite_bands(gray: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:

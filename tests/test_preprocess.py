@@ -358,3 +358,20 @@ def test_a_thin_stroke_on_one_side_of_the_digit_stays():
     digit = pp.preprocess(png_bytes(six))
     columns = np.flatnonzero((digit > 0.3).any(axis=0))
     assert columns.size <= 15, "the ascender is kept, so the 6 is taller than wide, not a round 0"
+
+
+def faint_pencil_on_mottled_paper(digit: np.ndarray, seed: int) -> np.ndarray:
+    """A thin pencil `digit`, 18 grey levels dark, on paper whose broad blotches are about as dark."""
+    rng = np.random.default_rng(seed)
+    blotches = cv2.GaussianBlur(rng.normal(0, 1, (420, 420)).astype(np.float32), (0, 0), 12)
+    paper = 205 + 10 * blotches / blotches.std() + np.linspace(-15, 15, 420)[None, :]
+    stroke = cv2.erode(cv2.resize(digit, (200, 200)).astype(np.float32) / 255, np.ones((9, 9)))
+    paper[110:310, 110:310] -= 18 * stroke
+    return np.clip(paper + rng.normal(0, 3, paper.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])
+def test_faint_pencil_is_told_from_the_paper_blotches_by_its_shape(mnist, index):
+    digit = mnist.x_test[index]
+    found = pp.preprocess(png_bytes(faint_pencil_on_mottled_paper(digit, index)))
+    assert similarity(found, pp.preprocess(png_bytes(255 - digit))) > 0.8, "the strokes are found, not the blotches"
