@@ -87,12 +87,10 @@ class TooManyDigits(PreprocessError):
 
 @dataclass(frozen=True)
 class DigitImage:
-    """One digit as the model sees it, where it is in the upload ((x, y, width, height) in its pixels), and its width
-    as a share of the line's digit height: a piece of ink much wider than a digit is tall is rarely one digit."""
+    """One digit as the model sees it, and where it is in the upload: (x, y, width, height) in its pixels."""
 
     image: np.ndarray
     box: tuple[int, int, int, int]
-    width_share: float
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,7 @@ def _groups(ink: Ink, to_upload: np.ndarray, upload_size: tuple[int, int]) -> li
             digit = normalise_digit(ink.within(window), mask[window])
         except NoDigitFound:
             return None
-        return DigitImage(digit, _upload_box(rows, cols, to_upload, upload_size), (cols[-1] + 1 - cols[0]) / height)
+        return DigitImage(digit, _upload_box(rows, cols, to_upload, upload_size))
 
     groups = []
     for group in digits:

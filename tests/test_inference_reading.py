@@ -9,7 +9,7 @@ from app.segmentation import DigitImage, InkGroup
 
 
 def piece(x: int) -> DigitImage:
-    return DigitImage(np.zeros((28, 28), np.float32), (x, 0, 10, 20), 0.5)
+    return DigitImage(np.zeros((28, 28), np.float32), (x, 0, 10, 20))
 
 
 def answer(digit: int, confidence: float, margin: float = -4.0) -> tuple[np.ndarray, float]:
