@@ -27,7 +27,7 @@ from app.schemas import Explanation, ModelInfo, NumberReading, Prediction, ReadD
 from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, number_parts
 
 # Choosing how to read a piece of ink (one digit, or touching digits cut apart), as `_best_reading` says.
-DIGIT_ODDS_WEIGHT = 2.0
+DIGIT_ODDS_WEIGHT = 3.0
 # A part the features call no digit, shorter than this share of the tallest, is a mark and is left out.
 UNSURE_MARK_HEIGHT = 0.7
 
