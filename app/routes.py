@@ -1,4 +1,4 @@
-"""The prediction API, health and metrics: thin `def` handlers over `Predictor.classify`."""
+"""The prediction API, health and metrics: thin `def` handlers over `Predictor.classify`, and `async` probes that answer while the pool is busy."""
 
 from __future__ import annotations
 
@@ -91,13 +91,13 @@ def read(upload: ImageUpload, predictor: PredictorDep):
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"])
-def healthz():
-    """Liveness: the process answers."""
+async def healthz():
+    """Liveness: the process answers, even while every worker thread is busy (a probe must not wait for the pool)."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, tags=["operations"], responses={503: {"description": "Not ready"}})
-def readyz(request: Request, response: Response):
+async def readyz(request: Request, response: Response):
     """Readiness: the model is loaded and warmed up, that is, the predictor exists."""
     if getattr(request.state, "predictor", None) is not None:
         return Health(status="ready")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
+import anyio
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,6 +77,25 @@ def test_batch_refuses_too_many_files(client, seven, settings):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_while_every_worker_thread_is_busy(client, path):
+    """A liveness probe that waited for the thread pool would restart a pod for being busy."""
+    limiter = client.portal.call(anyio.to_thread.current_default_thread_limiter)
+    holder, tokens = object(), limiter.total_tokens
+    client.portal.call(setattr, limiter, "total_tokens", limiter.borrowed_tokens + 1)
+    client.portal.call(limiter.acquire_on_behalf_of, holder)
+    answers = []
+    probe = threading.Thread(target=lambda: answers.append(client.get(path).status_code))
+    try:
+        probe.start()
+        probe.join(timeout=5)
+        assert answers == [200], f"{path} waited for a worker thread"
+    finally:
+        client.portal.call(limiter.release_on_behalf_of, holder)
+        client.portal.call(setattr, limiter, "total_tokens", tokens)
+        probe.join()
 
 
 def metric_value(text: str, sample: str) -> float:
