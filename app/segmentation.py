@@ -62,6 +62,8 @@ SPLIT_ASPECT, TOUCHING_WIDTH = 1.0, 0.7
 # One digit is between these shares of the line's height wide (a 1, a wide 0); a piece cut off holds
 # at least this share of the ink.
 NARROWEST_DIGIT, WIDEST_DIGIT, MIN_PIECE_INK = 0.1, 1.6, 0.05
+# A piece cut off touching ink is at least this share of its height tall: a 2's long tail is no 1.
+SHORTEST_PIECE = 0.5
 # Cuts between touching digits start at least this share of the height apart, at most this many per
 # piece of ink and per digit it may hold: pieces to classify grow with the square of the cuts.
 SEAM_SPACING, MAX_CUTS, CUTS_PER_DIGIT = 0.1, 24, 8
@@ -363,9 +365,13 @@ def _touching_pieces(
         if not NARROWEST_DIGIT * height <= middles[last] - middles[first] <= WIDEST_DIGIT * height:
             continue
         inside = (columns > edges[first][:, np.newaxis]) & (columns <= edges[last][:, np.newaxis])
+        piece_ink = ink & inside
+        rows = np.flatnonzero(piece_ink.any(axis=1))
+        if np.count_nonzero(piece_ink) < least_ink or rows[-1] + 1 - rows[0] < SHORTEST_PIECE * (bottom - top):
+            continue
         cut = np.zeros_like(mask)
-        cut[top:bottom, left:right] = ink & inside
-        if np.count_nonzero(cut) >= least_ink and (piece := placed(cut)) is not None:
+        cut[top:bottom, left:right] = piece_ink
+        if (piece := placed(cut)) is not None:
             pieces[(first, last)] = piece
     return pieces, len(edges) - 1
 

@@ -121,6 +121,18 @@ def test_touching_digits_come_with_the_cuts_that_separate_them(mnist):
         assert first.box[0] < second.box[0] and first.image.shape == second.image.shape == (28, 28)
 
 
+def test_a_flat_tail_cut_off_a_digit_is_no_piece_to_read():
+    """A 2 whose tail runs far right: cut off, the tail alone reads as a confident 1 on canvas photos."""
+    two = np.full((260, 480), 255, np.uint8)
+    cv2.ellipse(two, (150, 90), (50, 45), 0, 180, 360, 0, 12, cv2.LINE_AA)
+    cv2.ellipse(two, (150, 90), (50, 45), 0, 0, 40, 0, 12, cv2.LINE_AA)
+    cv2.line(two, (188, 118), (95, 200), 0, 12, cv2.LINE_AA)
+    cv2.line(two, (95, 200), (330, 205), 0, 12, cv2.LINE_AA)
+    [group] = number_parts(png_bytes(two))
+    tallest = max(digit.box[3] for digit in group.images())
+    assert group.pieces and all(piece.box[3] >= tallest / 2 for piece in group.pieces.values())
+
+
 def test_a_blank_image_holds_no_digit():
     with pytest.raises(NoDigitFound):
         number_parts(png_bytes(np.full((100, 300), 255, dtype=np.uint8)))
