@@ -30,6 +30,8 @@ from training.data import load_mnist, resolve_source
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).parent / "data"
+# Screenshots the browser tests take, for a person to look at; ignored by git, so a test run leaves the tree clean.
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import draw, open_page
+from tests.conftest import ARTIFACTS, TEST_DATA, draw, open_page
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-DIGIT_PNG = Path(__file__).parent / "data" / "digit.png"
+DIGIT_PNG = TEST_DATA / "digit.png"
 UPLOAD_LIMIT = 5 * 1024 * 1024
 EXIF_ORIENTATION = 0x0112
 

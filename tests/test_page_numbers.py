@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, draw, encode, number_pixels, open_page
+from tests.conftest import ARTIFACTS, draw, encode, number_pixels, open_page
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = ROOT / "app" / "static" / "screenshots"
 WIDE_CANVAS = (840, 280)
 EXIF_ORIENTATION = 0x0112
 # Three digits drawn well apart on the wide canvas, in its coordinates: a 1, a 7 and a 0.
@@ -170,8 +169,8 @@ def test_number_mode_screenshots(browser, server_url, name, viewport):
     switch_mode(page, "Number")
     draw(page, ONE_SEVEN_ZERO, WIDE_CANVAS[0])
     expect_number(page, "170")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    path = SCREENSHOTS / f"number-{name}.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"number-{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], f"the page scrolls sideways at {name} width"
