@@ -34,6 +34,14 @@ TEST_DATA = Path(__file__).parent / "data"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def save_screenshot(page, name: str) -> Path:
+    """A full-page screenshot of `page` saved as ARTIFACTS/`name`.png; returns its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """The LiteRT copies this run makes go to a folder of its own, for servers it starts too."""

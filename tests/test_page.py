@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ARTIFACTS, TEST_DATA, draw, open_page
+from tests.conftest import TEST_DATA, draw, open_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -71,7 +71,6 @@ def test_text_file_gives_an_inline_error_and_the_page_keeps_working(page, tmp_pa
 
 
 def test_screenshots_at_desktop_and_phone_width(browser, server_url):
-    ARTIFACTS.mkdir(exist_ok=True)
     for name, viewport in {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}.items():
         context = browser.new_context(viewport=viewport, device_scale_factor=1)
         page = context.new_page()
@@ -80,8 +79,7 @@ def test_screenshots_at_desktop_and_phone_width(browser, server_url):
         page.goto(server_url + "/")
         page.set_input_files("#file", str(DIGIT_PNG))
         expect_digit(page, 7)
-        path = ARTIFACTS / f"page-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        path = save_screenshot(page, f"page-{name}")
         assert path.stat().st_size > 10_000
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], f"the page scrolls sideways at {name} width"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ARTIFACTS, draw, encode, number_pixels, open_page
+from tests.conftest import draw, encode, number_pixels, open_page, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -169,9 +169,7 @@ def test_number_mode_screenshots(browser, server_url, name, viewport):
     switch_mode(page, "Number")
     draw(page, ONE_SEVEN_ZERO, WIDE_CANVAS[0])
     expect_number(page, "170")
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"number-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    path = save_screenshot(page, f"number-{name}")
     assert path.stat().st_size > 10_000
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], f"the page scrolls sideways at {name} width"
     assert not page.console_errors
