@@ -103,6 +103,9 @@ LINE_TILT_ROWS = 3
 BOX_SPAN, BOX_JOIN = 0.2, 4
 # A box's sides are at most this many times as thick as its thinnest side.
 BOX_FAMILY_THICKNESS = 1.6
+# A form cell's side may run on past the line it ends on by this share of its length: a label
+# printed over the cell joins its side.
+CELL_SIDE_OVERRUN = 0.15
 # Lines lean at most this many degrees (a photo's tilt); the lean is measured on straight runs
 # of at least this share of the image.
 LINE_MAX_SKEW, LINE_SKEW_SPAN = 8.0, 0.3
@@ -1121,19 +1124,24 @@ def _cell_sides(strokes: np.ndarray, band: np.ndarray, lines: np.ndarray) -> np.
         return np.zeros_like(strokes)
     near = cv2.dilate(lines.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BOX_JOIN + 1, 2 * BOX_JOIN + 1))) > 0
     sides = np.zeros(len(runs) + 1, dtype=bool)
-    sides[1:] = _meeting_at_ends(runs, thickness <= BOX_FAMILY_THICKNESS * printed, near, both=True)
+    sides[1:] = _meeting_at_ends(runs, thickness <= BOX_FAMILY_THICKNESS * printed, near, both=True, overrun=CELL_SIDE_OVERRUN)
     if np.count_nonzero(sides) < 2:
         return np.zeros_like(strokes)
     return sides[labels] & strokes
 
 
-def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray, both: bool = False) -> np.ndarray:
-    """Which thin horizontal runs end (within BOX_JOIN pixels) on a perpendicular line: at either end, or with `both` at each."""
+def _meeting_at_ends(stats: np.ndarray, thin: np.ndarray, near_other: np.ndarray, both: bool = False, overrun: float = 0.0) -> np.ndarray:
+    """Which thin horizontal runs end on a perpendicular line: at either end, or with `both` at each.
+
+    An end meets the line within BOX_JOIN pixels, or where the run goes on past it, within `overrun`
+    of its length; a run that goes on to the picture's edge is a ruled line, not a side overrunning.
+    """
     meets = np.zeros(len(stats), dtype=bool)
     for index in np.flatnonzero(thin):
         left, top, width, height = stats[index, :4]
         rows = slice(top, top + height)
-        ends = near_other[rows, left : left + BOX_JOIN + 1], near_other[rows, max(left + width - BOX_JOIN - 1, 0) : left + width]
+        joins = [BOX_JOIN + 1 + (0 if end in (0, near_other.shape[1]) else round(overrun * width)) for end in (left, left + width)]
+        ends = near_other[rows, left : left + joins[0]], near_other[rows, max(left + width - joins[1], 0) : left + width]
         meets[index] = (all if both else any)(end.any() for end in ends)
     return meets
 

@@ -274,6 +274,8 @@ def row_of_cells(digit_in_middle) -> np.ndarray:
         ("one-in-a-row-of-cells.png", 5),
         # Boxes cut off by the picture's edges, the 7 running into its box's top.
         ("seven-in-a-cut-off-form-box.png", 16),
+        # The cell's label ("Age") is printed over its left side, which then runs on past the ruled line.
+        ("eight-in-a-labelled-form-cell.png", 16),
     ],
 )
 def test_the_sides_of_form_cells_are_removed_around_the_digit(fixture, most_columns):
