@@ -771,11 +771,12 @@ def _between_side_bands(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     top, bottom, left, right = 0, height, 0, width
     bands = _opposite_bands(gray) + _opposite_bands(1.0 - gray)
-    for (rows, cols), _ in bands:
+    # Each band goes with the step at its inner edge: a column half band, half paper is neither.
+    for (rows, cols), (edge_rows, edge_cols) in bands:
         if cols == slice(None):
-            top, bottom = (max(top, rows.stop), bottom) if rows.start == 0 else (top, min(bottom, rows.start))
+            top, bottom = (max(top, edge_rows.stop), bottom) if rows.start == 0 else (top, min(bottom, edge_rows.start))
         else:
-            left, right = (max(left, cols.stop), right) if cols.start == 0 else (left, min(right, cols.start))
+            left, right = (max(left, edge_cols.stop), right) if cols.start == 0 else (left, min(right, edge_cols.start))
     if not bands or bottom - top < MIN_SIDE or right - left < MIN_SIDE:
         return gray
     inner = gray[top:bottom, left:right]

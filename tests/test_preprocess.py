@@ -67,6 +67,14 @@ def test_light_ink_on_dark_paper_gives_the_same_digit():
     np.testing.assert_allclose(dark_on_light, light_on_dark, atol=0.02)
 
 
+def test_a_white_bar_beside_a_light_digit_does_not_flip_its_polarity():
+    """A thick light 6 on black, a white bar down the right side (training.scenes' white_side_bars): the
+    column where the bar meets the black is no paper either, or the dark loop was read as the ink."""
+    digit = pp.preprocess((TEST_DATA / "six-beside-a-white-bar.png").read_bytes())
+    assert_mnist_like(digit)
+    assert pp._topology(digit > 0.3) == (1, 1), "one stroke round one loop, as a 6"
+
+
 def test_off_centre_digit_is_centred_by_its_centre_of_mass():
     digit = pp.preprocess(encode(bar_image(size=(600, 400), box=(20, 20, 40, 120))))
     assert_mnist_like(digit)
