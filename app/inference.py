@@ -22,7 +22,7 @@ from app.classifier import Classifier, ModelLoadError
 from app.errors import NOT_A_DIGIT_SENTENCE, SEVERAL_DIGITS_SENTENCE, ExplanationsUnavailable, NotADigit, SeveralDigits, error_reason
 from app.explain import Explainer, Method, overlay_png
 from app.observability import Metrics
-from app.preprocess import NoDigitFound, PreprocessError, SeveralDigitsFound, preprocess, side_by_side_parts, to_png
+from app.preprocess import NoDigitFound, PreprocessError, SeveralDigitsFound, preprocess, side_by_side_parts, to_png, wider_than_a_digit
 from app.schemas import Explanation, ModelInfo, NumberReading, Prediction, ReadDigit
 from app.segmentation import MAX_DIGITS, DigitImage, InkGroup, TooManyDigits, number_parts
 
@@ -110,7 +110,7 @@ class Predictor:
                 readings.append(Reading(model, outcome.digit, row, is_digit=False, several_digits=True))
             else:
                 row, digit = next(rows)
-                readings.append(Reading(model, outcome, row, is_digit=digit))
+                readings.append(Reading(model, outcome, row, is_digit=digit and not wider_than_a_digit(outcome)))
         return readings
 
     def read_number(self, data: bytes) -> NumberReading:

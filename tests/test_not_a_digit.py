@@ -6,9 +6,11 @@ negatives or digits the calibration was fitted or chosen on (other seeds, MNIST 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from app import preprocess as pp
 from app.errors import SeveralDigits
 from app.inference import Reading
 from app.schemas import ModelInfo
@@ -56,6 +58,23 @@ def test_digit_uploads_are_almost_never_refused(client, mnist):
         response = client.post("/predict", files={"file": ("digit", data, "application/octet-stream")})
         refused += response.status_code == 422 and response.json().get("reason") == "not_a_digit"
     assert refused <= 0.02 * len(uploads)
+
+
+def test_a_dash_or_a_ruled_line_is_refused_whatever_the_model_thinks_of_it(client):
+    """A dash rising a little to the right: its features pass the detector (read as a 2), but no digit is that flat."""
+    for length, thickness in ((60, 3), (100, 8)):
+        pixels = np.full((200, 300), 245, np.uint8)
+        cv2.line(pixels, (150 - length // 2, 110), (150 + length // 2, 90), 20, thickness, cv2.LINE_AA)
+        response = client.post("/predict", files={"file": ("dash.png", png_bytes(pixels), "image/png")})
+        assert response.status_code == 422 and response.json()["reason"] == "not_a_digit"
+        guess = client.post("/predict?accept_uncertain=true", files={"file": ("dash.png", png_bytes(pixels), "image/png")}).json()
+        assert guess["is_digit"] is False
+
+
+def test_hardly_any_mnist_digit_is_too_wide_to_be_one(mnist):
+    """The shape rule's cost on real digits: MNIST's own test set, as the model sees it."""
+    wide = sum(pp.wider_than_a_digit(image / 255) for image in mnist.x_test[:5000])
+    assert wide <= 0.001 * 5000
 
 
 def test_a_refused_row_of_digits_is_named_as_several_digits(mnist):

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from app.calibration import Calibration, at_temperature, calibration_path
-from app.preprocess import PreprocessError, mnist_pixels_to_input, preprocess
+from app.preprocess import PreprocessError, mnist_pixels_to_input, preprocess, wider_than_a_digit
 from training.data import DATA_ENV_VAR, load_mnist_for_command, split_validation
 from training.markdown import replace_section
 
@@ -221,15 +221,20 @@ def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bo
     temperature, threshold = calibration.temperature, calibration.threshold
     held_out_scores = calibration.not_digit_score(held_out_outputs.features)
 
+    def refused(images: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        # As the service refuses: by the detector, or by a shape no digit has (`wider_than_a_digit`).
+        return (scores > threshold) | np.array([wider_than_a_digit(image) for image in images], dtype=bool)
+
     report_images, report_kinds, report_refused = negative_set(digits, labels, HELD_OUT_NEGATIVES_PER_KIND, HELD_OUT_NEGATIVES_SEED)
     report_scores = calibration.not_digit_score(model_outputs(model, report_images).features)
-    refused_by_kind = refusals_by_kind(report_kinds, report_refused, report_scores > threshold)
+    refused_by_kind = refusals_by_kind(report_kinds, report_refused, refused(report_images, report_scores))
     digits_refused, negatives_refused, area = roc_points(held_out_scores, report_scores)
 
-    test = model_outputs(model, mnist_pixels_to_input(data.x_test))
+    test_images = mnist_pixels_to_input(data.x_test)
+    test = model_outputs(model, test_images)
     fixture_images, fixture_labels = fixture_set(data, FIXTURES_PER_STYLE, seed)
     fixtures = model_outputs(model, fixture_images)
-    fixture_digits_refused = float(np.mean(calibration.not_digit_score(fixtures.features) > threshold))
+    fixture_digits_refused = float(np.mean(refused(fixture_images, calibration.not_digit_score(fixtures.features))))
 
     path = calibration_path(model_path)
     data_bytes = calibration.to_bytes() if refit else path.read_bytes()
@@ -247,8 +252,8 @@ def calibrate(model_path: Path, data, scene_cache: Path | None = None, plots: bo
         },
         "mnist_test_accuracy": round(float(np.mean(test.probabilities.argmax(axis=1) == data.y_test)), 6),
         "digits_refused": {
-            "held_out_validation": round(float(np.mean(held_out_scores > threshold)), 4),
-            "mnist_test": round(float(np.mean(calibration.not_digit_score(test.features) > threshold)), 4),
+            "held_out_validation": round(float(np.mean(refused(held_out, held_out_scores))), 4),
+            "mnist_test": round(float(np.mean(refused(test_images, calibration.not_digit_score(test.features)))), 4),
             "fixtures": round(fixture_digits_refused, 4),
         },
         "negatives_refused": refused_by_kind,
@@ -285,7 +290,7 @@ def ece_pair(probabilities: np.ndarray, labels: np.ndarray, temperature: float) 
 
 
 def refusals_by_kind(kinds: np.ndarray, refused_by_preprocessing: np.ndarray, refused_by_detector: np.ndarray) -> dict:
-    """Per kind of negative, the share refused: by preprocessing (blank, several digits side by side) or by the detector, and in all."""
+    """Per kind of negative, the share refused: by preprocessing (blank, several digits side by side) or after it, and in all."""
     detector = np.zeros(len(kinds), dtype=bool)
     detector[~refused_by_preprocessing] = refused_by_detector
     result = {}
