@@ -95,6 +95,8 @@ FAINT_INK_SNR, RIDGE_SCALE = 10.0, 1.5
 # is at most this share of its height thick: pen strokes are thicker, or shorter.
 LINE_SPAN = 0.55
 LINE_THICKNESS = 0.03
+# Lines across at least this share of the picture, two or more of them, may be up to this share thick.
+FULL_SPAN, FULL_LINE_THICKNESS = 0.95, 0.06
 # Gaps in a printed line (a faint or broken one) up to this share of the image are closed.
 LINE_GAP = 0.03
 # Rows of tolerance for a line that wavers (paper not quite flat).
@@ -917,7 +919,8 @@ def _remove_printed_lines(strokes: np.ndarray, row_of_digits: bool = False) -> n
     # Lines photographed at a slight angle are found upright, then turned back.
     upright = _rotate(strokes, skew) if skew else strokes
     bands = _line_band(upright), _line_band(upright.T)
-    horizontal, vertical = _printed_lines(upright, bands[0]), _printed_lines(upright.T, bands[1], ROW_PLUMB_SPAN if row_of_digits else LINE_SPAN).T
+    horizontal = _printed_lines(upright, bands[0])
+    vertical = _printed_lines(upright.T, bands[1], ROW_PLUMB_SPAN if row_of_digits else LINE_SPAN, thick_families=not row_of_digits).T
     across, down = _box_borders(upright, bands, min(strokes.shape) if row_of_digits else max(strokes.shape))
     horizontal |= across
     vertical |= down
@@ -1058,14 +1061,24 @@ def _horizontal_opening(band: np.ndarray, length: int) -> np.ndarray:
     return (covered > 0).view(np.uint8)
 
 
-def _printed_lines(strokes: np.ndarray, band: np.ndarray, span: float = LINE_SPAN) -> np.ndarray:
-    """The stroke pixels of horizontal printed lines: long, straight, thin and in a family of like lines."""
+def _printed_lines(strokes: np.ndarray, band: np.ndarray, span: float = LINE_SPAN, thick_families: bool = True) -> np.ndarray:
+    """The stroke pixels of horizontal printed lines: long, straight, thin and in a family of like lines.
+
+    With `thick_families`, lines across the whole picture may be thicker: not for the upright
+    lines of a row of digits, whose 1s may cross it from top to bottom.
+    """
     height, width = strokes.shape
     labels, stats, thickness = _line_runs(strokes, band, span)
     if thickness.size == 0:
         return np.zeros_like(strokes)
     spans = stats[:, cv2.CC_STAT_WIDTH] / width
     thin = thickness <= max(LINE_THICKNESS * max(height, width), 2.0)
+    if thick_families:
+        # Two or more straight runs across the whole picture are printed however thick (a small
+        # photo of a form): one pen stroke can be that long in a tight crop, two hardly.
+        across = (spans >= FULL_SPAN) & (thickness <= FULL_LINE_THICKNESS * max(height, width))
+        if np.count_nonzero(across) >= 2:
+            thin |= across
     printed = np.zeros(thickness.size + 1, dtype=bool)
     if np.count_nonzero(thin) >= 2:
         # Ruled and grid lines come in families of the same thickness; a pen stroke along one is thicker.

@@ -284,6 +284,8 @@ def row_of_cells(digit_in_middle) -> np.ndarray:
         ("seven-in-a-cut-off-form-box.png", 16),
         # The cell's label ("Age") is printed over its left side, which then runs on past the ruled line.
         ("eight-in-a-labelled-form-cell.png", 16),
+        # A small photo: the ruled lines are 6 of its 162 pixels thick, thicker than the pen's 7.
+        ("seven-in-a-small-form-photo.png", 16),
     ],
 )
 def test_the_sides_of_form_cells_are_removed_around_the_digit(fixture, most_columns):
